@@ -1,0 +1,152 @@
+/**
+ * The Node.js crypto provider: P-256 and Ed25519 on node:crypto (OpenSSL, native), SM2 on the pure
+ * suite with node's native SM3 injected. Imported as `@duet/protocol/node`, so the browser bundle
+ * of the main entry never pulls in node:crypto.
+ */
+import {
+  createECDH,
+  createHash,
+  createPrivateKey,
+  createPublicKey,
+  generateKeyPairSync,
+  type KeyObject,
+  randomBytes as nodeRandomBytes,
+  sign as nodeSign,
+  verify as nodeVerify,
+} from 'node:crypto';
+import { concatBytes, fromHex, toHex } from './bytes.js';
+import { isValidEd25519PublicKey } from './ed25519.js';
+import { compressPoint, isCanonicalP256Signature, normaliseP256Signature, P256_N } from './ecdsa.js';
+import { ProtocolError } from './errors.js';
+import { BoundedMap, PUBLIC_KEY_CACHE_ENTRIES } from './key-cache.js';
+import { sm2Suite } from './suites/sm2.js';
+import type { CryptoProvider, GenerateOptions, Signer, SuiteImpl, SuiteName } from './suites.js';
+import { PRIVATE_KEY_BYTES } from './suites.js';
+
+const P256_SPKI_PREFIX = fromHex('3039301306072a8648ce3d020106082a8648ce3d030107032200');
+const ED25519_SPKI_PREFIX = fromHex('302a300506032b6570032100');
+const ED25519_PKCS8_PREFIX = fromHex('302e020100300506032b657004220420');
+
+function b64u(bytes: Uint8Array): string {
+  return Buffer.from(bytes).toString('base64url');
+}
+
+function publicKeyCache(prefix: Uint8Array, length: number) {
+  const cache = new BoundedMap<string, KeyObject | null>(PUBLIC_KEY_CACHE_ENTRIES);
+  return (raw: Uint8Array): KeyObject | null => {
+    if (raw.length !== length) return null;
+    const hex = toHex(raw);
+    const hit = cache.get(hex);
+    if (hit !== undefined) return hit;
+    let key: KeyObject | null;
+    try {
+      key = createPublicKey({ key: Buffer.from(concatBytes(prefix, raw)), format: 'der', type: 'spki' });
+    } catch {
+      key = null; // not a point on the curve, or not a valid encoding: it can never verify
+    }
+    cache.set(hex, key);
+    return key;
+  };
+}
+
+function makeSigner(
+  suite: SuiteName,
+  publicKey: Uint8Array,
+  key: KeyObject,
+  raw: Uint8Array | undefined,
+  signFn: (key: KeyObject, m: Uint8Array) => Uint8Array,
+): Signer {
+  return {
+    suite,
+    publicKey,
+    sign: async (m) => signFn(key, m),
+    exportPrivateKey: async () => raw?.slice(),
+  };
+}
+
+function p256Suite(): SuiteImpl {
+  const publicKey = publicKeyCache(P256_SPKI_PREFIX, 33);
+  const signFn = (key: KeyObject, m: Uint8Array): Uint8Array =>
+    normaliseP256Signature(new Uint8Array(nodeSign('sha256', m, { key, dsaEncoding: 'ieee-p1363' })));
+  const fromRaw = (d: Uint8Array, options?: GenerateOptions): Signer => {
+    if (d.length !== PRIVATE_KEY_BYTES) throw new ProtocolError('bad_key', `p256 private key: ${d.length} bytes`);
+    const scalar = BigInt(`0x${toHex(d)}`);
+    if (scalar < 1n || scalar >= P256_N) throw new ProtocolError('bad_key', 'p256 private key out of range');
+    const ecdh = createECDH('prime256v1');
+    ecdh.setPrivateKey(Buffer.from(d));
+    const pub = new Uint8Array(ecdh.getPublicKey());
+    const key = createPrivateKey({
+      key: { kty: 'EC', crv: 'P-256', d: b64u(d), x: b64u(pub.subarray(1, 33)), y: b64u(pub.subarray(33, 65)) },
+      format: 'jwk',
+    });
+    return makeSigner('p256', compressPoint(pub), key, options?.extractable === false ? undefined : d.slice(), signFn);
+  };
+  return {
+    name: 'p256',
+    async generate(options) {
+      const { privateKey } = generateKeyPairSync('ec', { namedCurve: 'P-256' });
+      const jwk = privateKey.export({ format: 'jwk' });
+      return fromRaw(new Uint8Array(Buffer.from(jwk.d ?? '', 'base64url')), options);
+    },
+    async importPrivateKey(raw, options) {
+      return fromRaw(raw, options);
+    },
+    async verify(pub, message, signature) {
+      if (!isCanonicalP256Signature(signature)) return false;
+      const key = publicKey(pub);
+      if (key === null) return false;
+      return nodeVerify('sha256', message, { key, dsaEncoding: 'ieee-p1363' }, signature);
+    },
+    isValidPublicKey: (pub) => publicKey(pub) !== null,
+  };
+}
+
+function ed25519Suite(): SuiteImpl {
+  const publicKey = publicKeyCache(ED25519_SPKI_PREFIX, 32);
+  const signFn = (key: KeyObject, m: Uint8Array): Uint8Array => new Uint8Array(nodeSign(null, m, key));
+  const fromRaw = (seed: Uint8Array, options?: GenerateOptions): Signer => {
+    if (seed.length !== PRIVATE_KEY_BYTES) throw new ProtocolError('bad_key', `ed25519 private key: ${seed.length} bytes`);
+    const key = createPrivateKey({ key: Buffer.from(concatBytes(ED25519_PKCS8_PREFIX, seed)), format: 'der', type: 'pkcs8' });
+    const spki = new Uint8Array(createPublicKey(key).export({ format: 'der', type: 'spki' }));
+    return makeSigner('ed25519', spki.slice(-32), key, options?.extractable === false ? undefined : seed.slice(), signFn);
+  };
+  return {
+    name: 'ed25519',
+    async generate(options) {
+      const { privateKey } = generateKeyPairSync('ed25519');
+      const pkcs8 = new Uint8Array(privateKey.export({ format: 'der', type: 'pkcs8' }));
+      return fromRaw(pkcs8.slice(-32), options);
+    },
+    async importPrivateKey(raw, options) {
+      return fromRaw(raw, options);
+    },
+    async verify(pub, message, signature) {
+      if (signature.length !== 64) return false;
+      const key = publicKey(pub);
+      if (key === null) return false;
+      return nodeVerify(null, message, key, signature);
+    },
+    isValidPublicKey: (pub) => isValidEd25519PublicKey(pub) && publicKey(pub) !== null,
+  };
+}
+
+export function nativeSm3(data: Uint8Array): Uint8Array {
+  return new Uint8Array(createHash('sm3').update(data).digest());
+}
+
+/** The provider for Node.js: native wherever OpenSSL has the primitive. */
+export function nodeCrypto(): CryptoProvider {
+  const suites: { readonly [S in SuiteName]: SuiteImpl } = {
+    p256: p256Suite(),
+    ed25519: ed25519Suite(),
+    sm2: sm2Suite({ sm3: nativeSm3 }),
+  };
+  return {
+    name: 'node',
+    suite: (name) => suites[name],
+    sha256: (data) => new Uint8Array(createHash('sha256').update(data).digest()),
+    randomBytes: (n) => new Uint8Array(nodeRandomBytes(n)),
+  };
+}
+
+export * from './index.js';
