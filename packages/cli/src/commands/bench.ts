@@ -1,0 +1,48 @@
+/**
+ * `duet bench` (what `npm run bench` runs): every headline figure of the project in one JSON object
+ * on stdout, each with the floor it is compared against measured in the same run (this machine is
+ * shared and noisy, so absolute numbers from another run are not a fair comparison).
+ */
+import { execFileSync } from 'node:child_process';
+import { writeFileSync } from 'node:fs';
+import { cpus } from 'node:os';
+import { benchProtocol } from '../bench/protocol.js';
+import { benchHtml } from '../bench/report.js';
+import { type Command, intOption, parseOptions, str } from '../command.js';
+
+function gitCommit(): string {
+  try {
+    return execFileSync('git', ['rev-parse', '--short', 'HEAD'], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] }).trim();
+  } catch {
+    return 'unknown';
+  }
+}
+
+export const benchCommand: Command = {
+  name: 'bench',
+  summary: { en: 'Measure every headline figure against its same-run floor (JSON)', zh: '测量各项核心指标及同次运行的物理下限（JSON）' },
+  usage: 'duet bench [--seconds N] [--html FILE]\n  Prints one JSON object; progress goes to stderr. --seconds: time per measurement (default 2).',
+  async run(args) {
+    const o = parseOptions(args, { seconds: { type: 'string' }, html: { type: 'string' } });
+    const seconds = intOption(str(o, 'seconds'), 'seconds', 2, 60);
+    const html = str(o, 'html');
+    const progress = (msg: string): void => {
+      process.stderr.write(`[bench] ${msg}\n`);
+    };
+    const protocol = await benchProtocol(seconds, progress);
+    const figures = {
+      meta: {
+        date: new Date().toISOString(),
+        commit: gitCommit(),
+        node: process.version,
+        cpus: cpus().length,
+        cpu: cpus()[0]?.model ?? 'unknown',
+        seconds_per_measurement: seconds,
+      },
+      ...protocol,
+    };
+    process.stdout.write(`${JSON.stringify(figures, null, 2)}\n`);
+    if (html !== undefined) writeFileSync(html, benchHtml(figures));
+    return 0;
+  },
+};
