@@ -74,7 +74,10 @@ export function suiteOption(value: string | undefined): SuiteName {
   if (value === undefined) return 'p256';
   const suite = SUITES.find((s) => s === value);
   if (suite === undefined) {
-    throw new CliError('bad_arguments', { en: `--suite must be one of ${SUITES.join(', ')}`, zh: `--suite 须为 ${SUITES.join('、')} 之一` });
+    throw new CliError('bad_arguments', {
+      en: `--suite must be one of ${SUITES.join(', ')}`,
+      zh: `--suite 须为 ${SUITES.join('、')} 之一`,
+    });
   }
   return suite;
 }

@@ -21,7 +21,8 @@ function gitCommit(): string {
 export const benchCommand: Command = {
   name: 'bench',
   summary: { en: 'Measure every headline figure against its same-run floor (JSON)', zh: '测量各项核心指标及同次运行的物理下限（JSON）' },
-  usage: 'duet bench [--seconds N] [--html FILE]\n  Prints one JSON object; progress goes to stderr. --seconds: time per measurement (default 2).',
+  usage:
+    'duet bench [--seconds N] [--html FILE]\n  Prints one JSON object; progress goes to stderr. --seconds: time per measurement (default 2).',
   async run(args) {
     const o = parseOptions(args, { seconds: { type: 'string' }, html: { type: 'string' } });
     const seconds = intOption(str(o, 'seconds'), 'seconds', 2, 60);

@@ -100,7 +100,8 @@ export const demoCommand: Command = {
     en: 'Walk through the dual certificate: keys, credential, offline code, terminal check',
     zh: '演示双证书流程：密钥、凭证、离线付款码、终端验码',
   },
-  usage: 'duet demo [--suite p256|ed25519|sm2] [--no-qr]\n  Issues a credential, makes an offline code and verifies it as a terminal would.',
+  usage:
+    'duet demo [--suite p256|ed25519|sm2] [--no-qr]\n  Issues a credential, makes an offline code and verifies it as a terminal would.',
   async run(args) {
     const o = parseOptions(args, { suite: { type: 'string' }, 'no-qr': { type: 'boolean' } });
     return walkThrough(suiteOption(str(o, 'suite')), !flag(o, 'no-qr'));

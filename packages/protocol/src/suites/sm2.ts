@@ -153,17 +153,22 @@ class Sm2Math {
     return toBig(this.hash(concatBytes(za, message)));
   }
 
+  /** (1 + d)^-1 mod n, which every signature by d needs: computed once per key. */
+  inverseOfOnePlus(d: bigint): bigint {
+    return this.curve.Point.Fn.inv(d + 1n);
+  }
+
   /**
    * A4-A7 for one nonce k in [1, n-1]: r = (e + x1) mod n, s = (1+d)^-1 (k - r d) mod n. Returns
    * undefined when the standard says to pick another k (r = 0, r + k = n, or s = 0).
    */
-  signWithK(d: bigint, e: bigint, k: bigint): Uint8Array | undefined {
+  signWithK(d: bigint, dInv: bigint, e: bigint, k: bigint): Uint8Array | undefined {
     const { Point, params, scalarBytes } = this.curve;
     const { Fn } = Point;
     const x1 = Point.BASE.multiply(k).toAffine().x;
     const r = Fn.create(e + x1);
     if (r === 0n || r + k === params.n) return undefined;
-    const s = Fn.mul(Fn.inv(d + 1n), Fn.sub(k, Fn.mul(r, d)));
+    const s = Fn.mul(dInv, Fn.sub(k, Fn.mul(r, d)));
     if (s === 0n) return undefined;
     return concatBytes(toFixedBytes(r, scalarBytes), toFixedBytes(s, scalarBytes));
   }
@@ -178,9 +183,9 @@ class Sm2Math {
     return toBig(mapHashToField(seed, order));
   }
 
-  sign(d: bigint, e: bigint, randomBytes: (length: number) => Uint8Array): Uint8Array {
+  sign(d: bigint, dInv: bigint, e: bigint, randomBytes: (length: number) => Uint8Array): Uint8Array {
     for (let attempt = 0; attempt < SIGN_ATTEMPTS_MAX; attempt++) {
-      const signature = this.signWithK(d, e, this.randomScalar(randomBytes, this.curve.params.n));
+      const signature = this.signWithK(d, dInv, e, this.randomScalar(randomBytes, this.curve.params.n));
       if (signature !== undefined) return signature;
     }
     throw new ProtocolError('bad_value', `sm2 sign: no usable nonce in ${SIGN_ATTEMPTS_MAX} tries; the random source is broken`);
@@ -243,7 +248,7 @@ export function sm2Scheme(curve: Sm2CurveParams = SM2_CURVE, hash: Sm3 = sm3): S
         throw new ProtocolError('bad_value', 'sm2 nonce: not a scalar in [1, n-1]');
       }
       const e = math.e(math.za(math.publicPoint(d), userId), message);
-      const signature = math.signWithK(d, e, kk);
+      const signature = math.signWithK(d, math.inverseOfOnePlus(d), e, kk);
       if (signature === undefined) throw new ProtocolError('bad_value', 'sm2 nonce: the standard rejects this k for this message');
       return signature;
     },
@@ -273,21 +278,25 @@ export interface Sm2SuiteOptions {
  */
 export function sm2Suite(options: Sm2SuiteOptions = {}): SuiteImpl {
   const hash = options.sm3 ?? sm3;
-  if (hash !== sm3 && !isSm3(hash)) throw new ProtocolError('bad_value', 'sm2Suite: the injected sm3 does not give the GB/T 32905 example digest');
+  if (hash !== sm3 && !isSm3(hash)) {
+    throw new ProtocolError('bad_value', 'sm2Suite: the injected sm3 does not give the GB/T 32905 example digest');
+  }
   const userId = options.userId?.slice() ?? new TextEncoder().encode(SM2_DEFAULT_USER_ID);
   checkUserId(userId);
   const randomBytes = options.randomBytes ?? defaultRandomBytes;
   const math = new Sm2Math(curveFor(SM2_CURVE), hash);
   const { n } = SM2_CURVE;
 
-  const signer = (d: bigint, options?: GenerateOptions): Signer => {
+  const signer = (d: bigint, keyOptions?: GenerateOptions): Signer => {
     const P = math.publicPoint(d);
     const za = math.za(P, userId);
-    const exported = options?.extractable === false ? undefined : toFixedBytes(d, PRIVATE_KEY_BYTES);
+    const dInv = math.inverseOfOnePlus(d);
+    // A pure-JS key cannot be hidden from the page; "non-extractable" here means export is refused.
+    const exported = keyOptions?.extractable === false ? undefined : toFixedBytes(d, PRIVATE_KEY_BYTES);
     return {
       suite: 'sm2',
       publicKey: P.toBytes(true),
-      sign: async (message) => math.sign(d, math.e(za, message), randomBytes),
+      sign: async (message) => math.sign(d, dInv, math.e(za, message), randomBytes),
       exportPrivateKey: async () => exported?.slice(),
     };
   };
@@ -308,4 +317,3 @@ export function sm2Suite(options: Sm2SuiteOptions = {}): SuiteImpl {
     isValidPublicKey: (publicKey) => math.parsePublicKey(publicKey) !== undefined,
   };
 }
-
