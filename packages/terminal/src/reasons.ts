@@ -17,7 +17,6 @@ export const DECLINE_REASONS = {
   replay: { en: 'Code already used', zh: '付款码已使用' },
   credential_denied: { en: 'Credential blocked', zh: '凭证已被冻结' },
   holder_denied: { en: 'Account blocked: see the card office', zh: '账户已冻结，请到卡务中心处理' },
-  card_denied: { en: 'Card blocked', zh: '卡片已挂失或冻结' },
   scope_not_allowed: { en: 'Not valid at this kind of terminal', zh: '此凭证不可在此类终端使用' },
   role_not_allowed: { en: 'Not allowed for this user type', zh: '此身份类型不可在此使用' },
   campus_not_allowed: { en: 'Campus members only', zh: '仅限本校区人员' },

@@ -253,7 +253,6 @@ const POLICY_REASONS: ReadonlySet<DeclineReason> = new Set([
   'replay',
   'credential_denied',
   'holder_denied',
-  'card_denied',
   'scope_not_allowed',
   'role_not_allowed',
   'campus_not_allowed',

@@ -58,7 +58,7 @@ export interface World {
 export async function makeWorld(suite: SuiteName = 'p256', crypto: CryptoProvider = nodeCrypto()): Promise<World> {
   const s = crypto.suite(suite);
   const [root, issuer, ca, lists] = await Promise.all([s.generate(), s.generate(), s.generate(), s.generate()]);
-  const v = { notBefore: T0_S - 86_400, notAfter: T0_S + 400 * 86_400 };
+  const v = { notBefore: T0_S - 30 * 86_400, notAfter: T0_S + 400 * 86_400 };
   const trust = await signTrustList(
     {
       listVersion: 1,
