@@ -53,6 +53,7 @@ export class Terminal {
   private readonly seenCodes = new Set<string>();
   private readonly spendRows = new Map<number, SpendRow>();
   private head: { sequence: number; hash: Uint8Array; time: number };
+  private acked: number;
   private queue: Promise<unknown> = Promise.resolve();
   private readonly dayOffsetS: number;
 
@@ -63,6 +64,7 @@ export class Terminal {
   ) {
     this.state = state;
     this.head = { sequence: snapshot.headSequence, hash: snapshot.headHash, time: snapshot.headTime };
+    this.acked = snapshot.ackedSequence;
     for (const [serial, counter] of snapshot.seen) this.seenCodes.add(`${serial}:${counter}`);
     for (const row of snapshot.spend) this.spendRows.set(row.serial, row);
     this.dayOffsetS = o.dayOffsetS ?? DAY_OFFSET_S_DEFAULT;
@@ -77,6 +79,11 @@ export class Terminal {
 
   get headSequence(): number {
     return this.head.sequence;
+  }
+
+  /** The highest sequence the platform has acknowledged (everything after it waits for upload). */
+  get ackedSequence(): number {
+    return this.acked;
   }
 
   get journal(): JournalStore {
@@ -243,6 +250,7 @@ export class Terminal {
       const nowS = Math.floor(this.o.clock.nowMs() / 1000);
       const skew = this.state.snapshot.policy?.clockSkewS ?? 0;
       await this.o.journal.acknowledge(throughSequence, nowS - skew);
+      this.acked = Math.max(this.acked, Math.min(throughSequence, this.head.sequence));
       await this.state.markSynced(nowS);
       for (const [serial, row] of this.spendRows) if (row.notAfter < nowS - skew) this.spendRows.delete(serial);
     });
