@@ -14,7 +14,10 @@ import {
   sign as nodeSign,
   verify as nodeVerify,
 } from 'node:crypto';
-import { readFileSync } from 'node:fs';
+import { execFileSync, spawnSync } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import fc from 'fast-check';
 import smCrypto from 'sm-crypto';
 import { sm2 as smV2 } from 'sm-crypto-v2';
@@ -381,6 +384,41 @@ describe.skipIf(!hasNativeSm2)('interop with OpenSSL (node:crypto) using the EMP
     const rs = new Uint8Array(nodeSign(null, m, { key: privateKey, dsaEncoding: 'ieee-p1363' }));
     expect(await emptyId.verify(compressed, m, rs)).toBe(false);
     expect(await suite.verify(compressed, m, rs)).toBe(false);
+  });
+});
+
+/** The openssl command line (3.x) can set the SM2 user id (`-pkeyopt distid:`), which node cannot. */
+const opensslCli = spawnSync('openssl', ['version'], { encoding: 'utf8' });
+const hasOpenssl3Cli = opensslCli.status === 0 && /^OpenSSL 3\./.test(opensslCli.stdout);
+
+describe.skipIf(!hasOpenssl3Cli)('interop with the OpenSSL 3 command line using the DEFAULT user id', () => {
+  const distid = ['-pkeyopt', `distid:${SM2_DEFAULT_USER_ID}`];
+
+  it('both ways, 20 random keys and messages; without distid (empty id) OpenSSL rejects ours', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'duet-sm2-'));
+    const file = (name: string): string => join(dir, name);
+    const pkeyutl = (args: string[]): string =>
+      execFileSync('openssl', ['pkeyutl', '-keyform', 'DER', '-rawin', '-digest', 'sm3', '-in', file('m'), ...args], {
+        encoding: 'utf8',
+        stdio: 'pipe',
+      });
+    try {
+      for (let i = 0; i < 20; i++) {
+        const signer = await suite.generate();
+        const m = crypto.getRandomValues(new Uint8Array(i * 17));
+        writeFileSync(file('pub.der'), concatBytes(SM2_SPKI_PREFIX, signer.publicKey));
+        writeFileSync(file('key.der'), concatBytes(SM2_PKCS8_PREFIX, (await signer.exportPrivateKey()) as Uint8Array));
+        writeFileSync(file('m'), m);
+        writeFileSync(file('ours.der'), toDer(await signer.sign(m)));
+        const verifyOurs = ['-verify', '-pubin', '-inkey', file('pub.der'), '-sigfile', file('ours.der')];
+        expect(pkeyutl([...verifyOurs, ...distid])).toMatch(/Signature Verified Successfully/);
+        expect(() => pkeyutl(verifyOurs)).toThrow();
+        pkeyutl(['-sign', '-inkey', file('key.der'), '-out', file('theirs.der'), ...distid]);
+        expect(await suite.verify(signer.publicKey, m, fromDer(new Uint8Array(readFileSync(file('theirs.der')))))).toBe(true);
+      }
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 });
 

@@ -201,7 +201,9 @@ class Sm2Math {
     if (!Fn.isValidNot0(r) || !Fn.isValidNot0(s)) return false; // B1, B2: r, s in [1, n-1]
     const t = Fn.add(r, s); // B5
     if (t === 0n) return false;
-    const X = C.BASE.mulAddUnsafe(s, P, t); // B6: [s]G + [t]P_A; public scalars, so variable time is fine
+    // B6: [s]G + [t]P_A. Public scalars, so variable time is fine; two products rather than
+    // mulAddUnsafe so that G's precomputed table (and any future one for a hot key) is used.
+    const X = C.BASE.multiplyUnsafe(s).add(P.multiplyUnsafe(t));
     if (X.is0()) return false;
     return Fn.create(e + X.toAffine().x) === r; // B7
   }
