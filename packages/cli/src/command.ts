@@ -81,3 +81,8 @@ export function suiteOption(value: string | undefined): SuiteName {
   }
   return suite;
 }
+
+/** JSON for the terminal: byte arrays as hex, so keys and hashes read as they do everywhere else. */
+export function toJsonLine(value: unknown): string {
+  return `${JSON.stringify(value, (_k, v: unknown) => (v instanceof Uint8Array ? Buffer.from(v).toString('hex') : v))}\n`;
+}

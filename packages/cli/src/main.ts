@@ -4,12 +4,16 @@
  * errors into a typed JSON line and an exit code (2 for a typed error, 1 for a bug).
  */
 import { isProtocolError } from '@duet/protocol';
+import { isWalletError } from '@duet/wallet';
 import { benchCommand } from './commands/bench.js';
 import { codeCommand } from './commands/code.js';
 import { demoCommand } from './commands/demo.js';
+import { issuerCommand } from './commands/issuer.js';
+import { terminalCommand } from './commands/terminal.js';
+import { walletCommand } from './commands/wallet.js';
 import { CliError, type Command } from './command.js';
 
-const COMMANDS: readonly Command[] = [demoCommand, codeCommand, benchCommand];
+const COMMANDS: readonly Command[] = [demoCommand, terminalCommand, walletCommand, issuerCommand, codeCommand, benchCommand];
 
 function help(): string {
   const width = Math.max(...COMMANDS.map((c) => c.name.length));
@@ -47,7 +51,7 @@ export async function main(argv: readonly string[]): Promise<number> {
   try {
     return await command.run(rest);
   } catch (e) {
-    if (isProtocolError(e) || e instanceof CliError) {
+    if (isProtocolError(e) || isWalletError(e) || e instanceof CliError) {
       process.stderr.write(`${JSON.stringify({ error: e.toJSON() })}\n`);
       return 2;
     }

@@ -7,6 +7,7 @@ import { execFileSync } from 'node:child_process';
 import { writeFileSync } from 'node:fs';
 import { cpus } from 'node:os';
 import { benchProtocol } from '../bench/protocol.js';
+import { benchTerminal } from '../bench/terminal.js';
 import { benchHtml } from '../bench/report.js';
 import { type Command, intOption, parseOptions, str } from '../command.js';
 
@@ -22,15 +23,16 @@ export const benchCommand: Command = {
   name: 'bench',
   summary: { en: 'Measure every headline figure against its same-run floor (JSON)', zh: '测量各项核心指标及同次运行的物理下限（JSON）' },
   usage:
-    'duet bench [--seconds N] [--html FILE]\n  Prints one JSON object; progress goes to stderr. --seconds: time per measurement (default 2).',
+    'duet bench [--seconds N] [--decisions N] [--html FILE]\n  Prints one JSON object; progress goes to stderr. --seconds: time per measurement (default 2).',
   async run(args) {
-    const o = parseOptions(args, { seconds: { type: 'string' }, html: { type: 'string' } });
+    const o = parseOptions(args, { seconds: { type: 'string' }, html: { type: 'string' }, decisions: { type: 'string' } });
     const seconds = intOption(str(o, 'seconds'), 'seconds', 2, 60);
     const html = str(o, 'html');
     const progress = (msg: string): void => {
       process.stderr.write(`[bench] ${msg}\n`);
     };
     const protocol = await benchProtocol(seconds, progress);
+    const terminal = await benchTerminal(intOption(str(o, 'decisions'), 'decisions', 2_000, 100_000), progress);
     const figures = {
       meta: {
         date: new Date().toISOString(),
@@ -41,6 +43,7 @@ export const benchCommand: Command = {
         seconds_per_measurement: seconds,
       },
       ...protocol,
+      ...terminal,
     };
     process.stdout.write(`${JSON.stringify(figures, null, 2)}\n`);
     if (html !== undefined) writeFileSync(html, benchHtml(figures));
