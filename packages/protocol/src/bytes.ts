@@ -76,7 +76,8 @@ export class Reader {
     if (n > maxBytes) throw new ProtocolError('too_large', `${this.what}.${field}: ${n} bytes > ${maxBytes}`);
     const raw = this.bytesView(n, field);
     try {
-      return new TextDecoder('utf-8', { fatal: true }).decode(raw);
+      // ignoreBOM keeps a leading U+FEFF as text; dropping it would give the same string two encodings.
+      return new TextDecoder('utf-8', { fatal: true, ignoreBOM: true }).decode(raw);
     } catch (e) {
       throw new ProtocolError('bad_encoding', `${this.what}.${field}: not UTF-8`, { cause: e });
     }

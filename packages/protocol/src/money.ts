@@ -21,7 +21,8 @@ export function fen(value: number): Fen {
   if (!Number.isSafeInteger(value) || value > FEN_MAX || value < -FEN_MAX) {
     throw new ProtocolError('bad_value', `amount ${String(value)} is not an integer number of fen within ±${FEN_MAX}`);
   }
-  return value as Fen;
+  // -0 passes the checks above; normalise it so no amount is ever negative zero (Object.is, 1/x, sign tests).
+  return (value === 0 ? 0 : value) as Fen;
 }
 
 /** A non-negative amount, as every payment amount and limit must be. */
@@ -47,7 +48,8 @@ export function minFen(a: Fen, b: Fen): Fen {
 
 /** Parses outside text ("12.34", "12", "0.5") in yuan into fen, exactly, without floats. */
 export function parseYuan(text: string): Fen {
-  const m = /^(-)?(\d{1,11})(?:\.(\d{1,2}))?$/.exec(text.trim());
+  // Up to 12 whole digits, so FEN_MAX itself ("100000000000.00") parses; fen() enforces the bound.
+  const m = /^(-)?(\d{1,12})(?:\.(\d{1,2}))?$/.exec(text.trim());
   if (m === null) throw new ProtocolError('bad_value', `"${text.slice(0, 32)}" is not an amount in yuan like 12.34`);
   const whole = Number(m[2]);
   const frac = Number((m[3] ?? '').padEnd(2, '0'));

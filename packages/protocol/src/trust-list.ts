@@ -52,6 +52,8 @@ export const TRUST_LIST_LABEL = label('duet/trust-list/v1');
 
 function encodeBody(body: TrustListBody): Uint8Array {
   if (body.keys.length > TRUST_LIST_KEYS_MAX) throw new ProtocolError('too_large', `trust list: ${body.keys.length} keys`);
+  // The decoder's rules, so the root never signs a list that every terminal would refuse.
+  if (body.expiresAt <= body.issuedAt) throw new ProtocolError('bad_value', 'trust list: expires_at <= issued_at');
   const w = new Writer(32 + body.keys.length * 48);
   writeHeader(w, 'trustList');
   w.u32(body.listVersion, 'list_version').u32(body.issuedAt, 'issued_at').u32(body.expiresAt, 'expires_at');
@@ -61,6 +63,7 @@ function encodeBody(body: TrustListBody): Uint8Array {
   for (const k of body.keys) {
     if (k.keyId <= previous) throw new ProtocolError('not_canonical', `trust list: key ids must ascend (${k.keyId})`);
     previous = k.keyId;
+    if (k.notAfter <= k.notBefore) throw new ProtocolError('bad_value', `trust list key ${k.keyId}: not_after <= not_before`);
     w.u16(k.keyId, 'key_id').u8(ROLE_ID[k.role], 'role').u8(SUITE_ID[k.suite], 'suite');
     w.u32(k.notBefore, 'not_before').u32(k.notAfter, 'not_after');
     w.bytes(k.publicKey, PUBLIC_KEY_BYTES[k.suite], 'public_key');

@@ -149,7 +149,12 @@ export function credentialBodyFor(suite: SuiteName, device: Signer, overrides: P
   };
 }
 
-export function recordBodyFor(suite: SuiteName, sequence: number, previousHash: Uint8Array, overrides: Partial<RecordBody> = {}): RecordBody {
+export function recordBodyFor(
+  suite: SuiteName,
+  sequence: number,
+  previousHash: Uint8Array,
+  overrides: Partial<RecordBody> = {},
+): RecordBody {
   return {
     terminalId: TERMINAL_ID,
     sequence,

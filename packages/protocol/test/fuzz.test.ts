@@ -204,7 +204,8 @@ function randomText(r: Rng, maxLength: number): string {
 
 function expectClean(t: Tally, what: string): void {
   expect(t.failures, what).toEqual([]);
-  expect(t.slowestMs, `${what}: slowest call`).toBeLessThan(250);
+  // Generous, so a loaded CI machine does not flake; a decoder that loops or allocates wildly takes far longer.
+  expect(t.slowestMs, `${what}: slowest call`).toBeLessThan(1_000);
 }
 
 describe('fuzz: every decoder throws only ProtocolError', () => {
@@ -216,11 +217,23 @@ describe('fuzz: every decoder throws only ProtocolError', () => {
       const header = (OBJECT_TYPE[kind] << 4) | 1;
       for (let i = 0; i < 2_500; i++) {
         const b = r.bytes(r.int(r.int(4) === 0 ? 1_200 : 260));
-        run(t, `${kind}/random`, i, () => decode(b), () => toHex(b));
+        run(
+          t,
+          `${kind}/random`,
+          i,
+          () => decode(b),
+          () => toHex(b),
+        );
       }
       for (let i = 0; i < 1_500; i++) {
         const b = Uint8Array.of(header, ...r.bytes(r.int(300)));
-        run(t, `${kind}/header`, i, () => decode(b), () => toHex(b));
+        run(
+          t,
+          `${kind}/header`,
+          i,
+          () => decode(b),
+          () => toHex(b),
+        );
       }
       const corpus = CORPUS.get(kind) ?? [];
       const everything = [...CORPUS.values()].flat();
@@ -229,7 +242,13 @@ describe('fuzz: every decoder throws only ProtocolError', () => {
         const src = r.pick(corpus);
         const other = r.int(3) === 0 ? r.pick(everything) : r.pick(corpus);
         const b = mutate(r, src, other);
-        run(t, `${kind}/mutation`, i, () => decode(b), () => toHex(b));
+        run(
+          t,
+          `${kind}/mutation`,
+          i,
+          () => decode(b),
+          () => toHex(b),
+        );
       }
       expectClean(t, kind);
       // The mutations reach past the header: more than one reason shows up.
@@ -256,7 +275,13 @@ describe('fuzz: every decoder throws only ProtocolError', () => {
         default:
           s = QR_PREFIX + base45Encode(r.bytes(r.int(260))) + r.pick(['', '\n', '\r\n', ' ', 'X']);
       }
-      run(t, 'textToCode', i, () => textToCode(s), () => JSON.stringify(s));
+      run(
+        t,
+        'textToCode',
+        i,
+        () => textToCode(s),
+        () => JSON.stringify(s),
+      );
     }
     expectClean(t, 'textToCode');
   });
@@ -267,7 +292,13 @@ describe('fuzz: every decoder throws only ProtocolError', () => {
     for (let i = 0; i < 6_000; i++) {
       const alphabetOnly = Array.from({ length: r.int(60) }, () => r.pick([...BASE45_ALPHABET])).join('');
       const s = r.int(2) === 0 ? randomText(r, 90) : alphabetOnly;
-      run(t, 'base45Decode', i, () => base45Decode(s), () => JSON.stringify(s));
+      run(
+        t,
+        'base45Decode',
+        i,
+        () => base45Decode(s),
+        () => JSON.stringify(s),
+      );
     }
     expectClean(t, 'base45Decode');
     expect(t.accepted).toBeGreaterThan(0);
@@ -282,7 +313,13 @@ describe('fuzz: every decoder throws only ProtocolError', () => {
         r.int(2) === 0
           ? randomText(r, 24)
           : `${r.pick(['', '-', '+', ' ', '--'])}${digits(r.int(16))}${r.pick(['', '.', '..', ',', 'e'])}${digits(r.int(4))}${r.pick(['', ' ', 'e5', '\n'])}`;
-      run(t, 'parseYuan', i, () => parseYuan(s), () => JSON.stringify(s));
+      run(
+        t,
+        'parseYuan',
+        i,
+        () => parseYuan(s),
+        () => JSON.stringify(s),
+      );
     }
     expectClean(t, 'parseYuan');
     expect(t.accepted).toBeGreaterThan(100);

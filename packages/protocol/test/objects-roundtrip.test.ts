@@ -79,11 +79,13 @@ const window = (maxLengthS = 0xffff_ffff) =>
     .chain((notBefore) =>
       fc.integer({ min: notBefore + 1, max: Math.min(0xffff_ffff, notBefore + maxLengthS) }).map((notAfter) => ({ notBefore, notAfter })),
     );
-const fenUpTo = (max: number) => fc.integer({ min: 0, max }).map(fen);
 /** A non-empty subset in canonical order (the wire carries a bit set, so order is not data). */
 const subset = <T>(all: readonly T[]) => fc.subarray([...all], { minLength: 1 });
 /** Short labels whose UTF-8 is at most 64 bytes; grapheme units keep them well-formed. */
-const location = fc.string({ unit: 'grapheme', maxLength: 24 }).filter((s) => utf8(s).length <= 64);
+const location = fc
+  .tuple(fc.constantFrom('', '\ufeff'), fc.string({ unit: 'grapheme', maxLength: 24 }))
+  .map(([bom, s]) => bom + s) // a leading U+FEFF is text like any other, not a byte-order mark to drop
+  .filter((s) => utf8(s).length <= 64);
 
 interface Signers {
   readonly root: Signer;
@@ -127,7 +129,9 @@ function trustFor(keyId: number, role: KeyRole, suite: SuiteName, publicKey: Uin
 }
 
 /** Everything but the signature and the byte views: what the decoder must give back exactly. */
-function fields<T extends { signature: Uint8Array; bytes: Uint8Array; signed: Uint8Array }>(o: T): Omit<T, 'signature' | 'bytes' | 'signed'> {
+function fields<T extends { signature: Uint8Array; bytes: Uint8Array; signed: Uint8Array }>(
+  o: T,
+): Omit<T, 'signature' | 'bytes' | 'signed'> {
   const { signature: _s, bytes: _b, signed: _d, ...rest } = o;
   return rest;
 }
@@ -278,20 +282,18 @@ const denyArb = suiteArb.chain((suite) =>
         { maxLength: 40, selector: (e) => `${e.type}:${e.id}` },
       ),
     })
-    .map(
-      (r): { suite: SuiteName; body: DenyListBody } => ({
-        suite,
-        body: {
-          signer: { suite, keyId: r.keyId },
-          kind: r.kind,
-          listVersion: r.listVersion,
-          baseVersion: r.kind === 'full' ? 0 : Math.floor(r.listVersion * r.baseShare),
-          issuedAt: r.v.notBefore,
-          expiresAt: r.v.notAfter,
-          ...denyColumns(r.kind === 'full' ? r.entries.map((e): DenyEntry => ({ ...e, op: 'add' })) : r.entries),
-        },
-      }),
-    ),
+    .map((r): { suite: SuiteName; body: DenyListBody } => ({
+      suite,
+      body: {
+        signer: { suite, keyId: r.keyId },
+        kind: r.kind,
+        listVersion: r.listVersion,
+        baseVersion: r.kind === 'full' ? 0 : Math.floor(r.listVersion * r.baseShare),
+        issuedAt: r.v.notBefore,
+        expiresAt: r.v.notAfter,
+        ...denyColumns(r.kind === 'full' ? r.entries.map((e): DenyEntry => ({ ...e, op: 'add' })) : r.entries),
+      },
+    })),
 );
 
 const policyArb = suiteArb.chain((suite) =>
@@ -315,29 +317,27 @@ const policyArb = suiteArb.chain((suite) =>
         maxLength: SCENES.length,
       }),
     })
-    .map(
-      (r): { suite: SuiteName; body: RiskPolicyBody } => ({
-        suite,
-        body: {
-          signer: { suite, keyId: r.keyId },
-          policyVersion: r.policyVersion,
-          issuedAt: r.issuedAt,
-          codeWindowS: r.codeWindowS,
-          clockSkewS: r.clockSkewS,
-          maxOfflineS: r.maxOfflineS,
-          maxListAgeS: r.maxListAgeS,
-          perPaymentMax: fen(Math.floor(r.dayTotalMax * r.perShare)),
-          dayTotalMax: fen(r.dayTotalMax),
-          dayCountMax: r.dayCountMax,
-          onlineBudgetMs: r.onlineBudgetMs,
-          randomOnlinePer10k: r.randomOnlinePer10k,
-          rules: r.scenes.map((scene, i) => {
-            const part = r.ruleParts[i] ?? { roles: [], campusOnly: false, perPaymentMax: 0 };
-            return { scene, roles: part.roles, campusOnly: part.campusOnly, perPaymentMax: fen(part.perPaymentMax) };
-          }),
-        },
-      }),
-    ),
+    .map((r): { suite: SuiteName; body: RiskPolicyBody } => ({
+      suite,
+      body: {
+        signer: { suite, keyId: r.keyId },
+        policyVersion: r.policyVersion,
+        issuedAt: r.issuedAt,
+        codeWindowS: r.codeWindowS,
+        clockSkewS: r.clockSkewS,
+        maxOfflineS: r.maxOfflineS,
+        maxListAgeS: r.maxListAgeS,
+        perPaymentMax: fen(Math.floor(r.dayTotalMax * r.perShare)),
+        dayTotalMax: fen(r.dayTotalMax),
+        dayCountMax: r.dayCountMax,
+        onlineBudgetMs: r.onlineBudgetMs,
+        randomOnlinePer10k: r.randomOnlinePer10k,
+        rules: r.scenes.map((scene, i) => {
+          const part = r.ruleParts[i] ?? { roles: [], campusOnly: false, perPaymentMax: 0 };
+          return { scene, roles: part.roles, campusOnly: part.campusOnly, perPaymentMax: fen(part.perPaymentMax) };
+        }),
+      },
+    })),
 );
 
 const params = (numRuns = RUNS) => ({ seed: SEED, numRuns });
@@ -355,7 +355,13 @@ describe('round trips of every signed object', () => {
         expect(decoded.signed).toEqual(list.signed);
         expect(decoded.signature).toEqual(list.signature);
         expect((await signTrustList(decoded, root)).signed).toEqual(list.signed);
-        await verifyTrustList(decoded, [{ keyId: body.rootKeyId, suite, publicKey: root.publicKey }], PROVIDERS[provider], body.issuedAt, body.listVersion);
+        await verifyTrustList(
+          decoded,
+          [{ keyId: body.rootKeyId, suite, publicKey: root.publicKey }],
+          PROVIDERS[provider],
+          body.issuedAt,
+          body.listVersion,
+        );
         expectNoAliasing(input, decoded);
       }),
       params(),
@@ -401,7 +407,11 @@ describe('round trips of every signed object', () => {
         expect(textToCode(codeToText(code)).bytes).toEqual(code.bytes);
         const crypto = PROVIDERS[provider];
         await verifyCodeSignature(decoded, crypto);
-        await verifyCredentialSignature(decoded.credential, trustFor(body.issuerKeyId, 'issuer', body.issuerSuite, issuer.publicKey), crypto);
+        await verifyCredentialSignature(
+          decoded.credential,
+          trustFor(body.issuerKeyId, 'issuer', body.issuerSuite, issuer.publicKey),
+          crypto,
+        );
         expectNoAliasing(input, decoded);
       }),
       params(),
@@ -418,7 +428,12 @@ describe('round trips of every signed object', () => {
         expect(fields(decoded)).toEqual(body);
         expect(decoded.bytes).toEqual(cert.bytes);
         expect((await signTerminalCertificate(decoded, ca)).signed).toEqual(cert.signed);
-        await verifyTerminalCertificate(decoded, trustFor(body.caKeyId, 'terminal_ca', body.caSuite, ca.publicKey), PROVIDERS[provider], body.notBefore);
+        await verifyTerminalCertificate(
+          decoded,
+          trustFor(body.caKeyId, 'terminal_ca', body.caSuite, ca.publicKey),
+          PROVIDERS[provider],
+          body.notBefore,
+        );
         expectNoAliasing(input, decoded);
       }),
       params(),
@@ -493,7 +508,12 @@ describe('round trips of every signed object', () => {
         expect(denyEntries(decoded)).toEqual(denyEntries(body));
         expect(decoded.bytes).toEqual(list.bytes);
         expect((await signDenyList(decoded, signer)).signed).toEqual(list.signed);
-        await verifyDenyList(decoded, trustFor(body.signer.keyId, 'list_signer', suite, signer.publicKey), PROVIDERS[provider], body.issuedAt);
+        await verifyDenyList(
+          decoded,
+          trustFor(body.signer.keyId, 'list_signer', suite, signer.publicKey),
+          PROVIDERS[provider],
+          body.issuedAt,
+        );
         expectNoAliasing(input, decoded);
       }),
       params(),
@@ -503,10 +523,13 @@ describe('round trips of every signed object', () => {
   it('deny-list columns: denyColumns and denyEntries are inverse up to sort order', () => {
     fc.assert(
       fc.property(
-        fc.uniqueArray(fc.record({ type: fc.constantFrom(...DENY_TYPES), id: id48, op: fc.constantFrom<'add' | 'remove'>('add', 'remove') }), {
-          maxLength: 200,
-          selector: (e) => `${e.type}:${e.id}`,
-        }),
+        fc.uniqueArray(
+          fc.record({ type: fc.constantFrom(...DENY_TYPES), id: id48, op: fc.constantFrom<'add' | 'remove'>('add', 'remove') }),
+          {
+            maxLength: 200,
+            selector: (e) => `${e.type}:${e.id}`,
+          },
+        ),
         (entries) => {
           const cols = denyColumns(entries);
           const back = denyEntries(cols);
@@ -540,7 +563,14 @@ describe('round trips of every signed object', () => {
 describe('round trips at the bounds', () => {
   it(`a trust list of exactly ${TRUST_LIST_KEYS_MAX} keys round-trips; one more is too_large`, async () => {
     const { root, issuer } = signers('ed25519');
-    const key = (keyId: number) => ({ keyId, role: 'issuer' as const, suite: 'ed25519' as const, notBefore: 1, notAfter: 2, publicKey: issuer.publicKey });
+    const key = (keyId: number) => ({
+      keyId,
+      role: 'issuer' as const,
+      suite: 'ed25519' as const,
+      notBefore: 1,
+      notAfter: 2,
+      publicKey: issuer.publicKey,
+    });
     const body: TrustListBody = {
       listVersion: 1,
       issuedAt: 1,
@@ -568,16 +598,25 @@ describe('round trips at the bounds', () => {
     const ca = signers('p256').ca;
     const body = fc.sample(certArb, { seed: SEED, numRuns: 1 })[0];
     if (body === undefined) throw new Error('no sample');
-    const caBody = { ...body, caSuite: 'p256' as const, location: '食'.repeat(21) + 'x' };
+    const caBody = { ...body, caSuite: 'p256' as const, location: `${'食'.repeat(21)}x` };
     expect(utf8(caBody.location).length).toBe(64);
     const cert = await signTerminalCertificate(caBody, ca);
     expect(decodeTerminalCertificate(cert.bytes).location).toBe(caBody.location);
     await expectCodeAsync(() => signTerminalCertificate({ ...caBody, location: `${caBody.location}y` }, ca), 'too_large');
   });
 
-  it('u8 of every raw header byte: only the right type and version is accepted by each decoder', () => {
+  it('a one-byte input gets past no decoder: wrong type, wrong version, or too short', () => {
     // A cheap sweep that pins the header nibble layout: type << 4 | version 1.
-    const decoders = [decodeTrustList, decodeCredential, decodeCode, decodeTerminalCertificate, decodeRecord, decodeUploadBatch, decodeDenyList, decodeRiskPolicy];
+    const decoders = [
+      decodeTrustList,
+      decodeCredential,
+      decodeCode,
+      decodeTerminalCertificate,
+      decodeRecord,
+      decodeUploadBatch,
+      decodeDenyList,
+      decodeRiskPolicy,
+    ];
     fc.assert(
       fc.property(u8, (b) => {
         decoders.forEach((decode, i) => {

@@ -155,7 +155,10 @@ describe('P-256 interop: node, WebCrypto and @noble/curves', () => {
         'prefix 0x00': concatBytes(Uint8Array.of(0), x),
         'prefix 0x05': concatBytes(Uint8Array.of(5), x),
         'x not on the curve': concatBytes(Uint8Array.of(2), offCurveX()),
-        'x = p (not a field element)': concatBytes(Uint8Array.of(2), hex('ffffffff00000001000000000000000000000000ffffffffffffffffffffffff')),
+        'x = p (not a field element)': concatBytes(
+          Uint8Array.of(2),
+          hex('ffffffff00000001000000000000000000000000ffffffffffffffffffffffff'),
+        ),
         'x = 2^256 - 1': concatBytes(Uint8Array.of(3), new Uint8Array(32).fill(0xff)),
         'uncompressed form (65 bytes)': p256.Point.fromBytes(pub).toBytes(false),
         'too short (32 bytes)': pub.subarray(0, 32),

@@ -17,7 +17,9 @@ interface Rfc8032Vector {
   readonly signature: string;
 }
 
-const VECTORS: readonly Rfc8032Vector[] = JSON.parse(readFileSync(new URL('./vectors/rfc8032-ed25519.json', import.meta.url), 'utf8')).vectors;
+const VECTORS: readonly Rfc8032Vector[] = JSON.parse(
+  readFileSync(new URL('./vectors/rfc8032-ed25519.json', import.meta.url), 'utf8'),
+).vectors;
 
 describe('RFC 8032 §7.1 vector file', () => {
   it('holds TEST 1, 2, 3 and SHA(abc)', () => {

@@ -151,7 +151,9 @@ describe('Base45 properties', () => {
   });
 
   it('every string holding a character outside the alphabet is rejected with bad_encoding', () => {
-    const outside = fc.string({ minLength: 1, maxLength: 2, unit: 'binary' }).filter((s) => [...s].some((ch) => !BASE45_ALPHABET.includes(ch)));
+    const outside = fc
+      .string({ minLength: 1, maxLength: 2, unit: 'binary' })
+      .filter((s) => [...s].some((ch) => !BASE45_ALPHABET.includes(ch)));
     const inside = fc.string({ unit: fc.constantFrom(...BASE45_ALPHABET), maxLength: 30 });
     fc.assert(
       fc.property(inside, outside, inside, (a, bad, b) => {

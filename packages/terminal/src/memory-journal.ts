@@ -28,7 +28,7 @@ export class MemoryJournal implements JournalStore {
       headHash: this.head?.hash ?? new Uint8Array(32),
       headTime: this.head?.time ?? 0,
       ackedSequence: this.acked,
-      seen: [...this.seen.values()].map((s) => [s.serial, s.counter] as const),
+      seen: [...this.seen.values()].map((s) => [s.serial, s.counter, s.notAfter] as const),
       spend: [...this.spend.values()],
     };
   }
@@ -71,6 +71,11 @@ export class MemoryJournal implements JournalStore {
   async setMeta(key: string, value: Uint8Array): Promise<void> {
     this.check();
     this.meta.set(key, value.slice());
+  }
+
+  async setMetaMany(entries: ReadonlyArray<readonly [string, Uint8Array]>): Promise<void> {
+    this.check();
+    for (const [key, value] of entries) this.meta.set(key, value.slice());
   }
 
   async close(): Promise<void> {

@@ -45,7 +45,7 @@ export interface JournalSnapshot {
   readonly headHash: Uint8Array;
   readonly headTime: number;
   readonly ackedSequence: number;
-  readonly seen: ReadonlyArray<readonly [serial: number, counter: number]>;
+  readonly seen: ReadonlyArray<readonly [serial: number, counter: number, notAfter: number]>;
   readonly spend: readonly SpendRow[];
 }
 
@@ -69,6 +69,8 @@ export interface JournalStore {
   /** Small named values kept durably beside the journal (lists, certificate, key, last sync). */
   getMeta(key: string): Promise<Uint8Array | undefined>;
   setMeta(key: string, value: Uint8Array): Promise<void>;
+  /** Several meta values in one durable, atomic write: all of them or none survive a crash. */
+  setMetaMany(entries: ReadonlyArray<readonly [string, Uint8Array]>): Promise<void>;
   close(): Promise<void>;
 }
 

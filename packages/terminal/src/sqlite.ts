@@ -185,6 +185,12 @@ export class SqliteJournal implements JournalStore {
     });
   }
 
+  async setMetaMany(entries: ReadonlyArray<readonly [string, Uint8Array]>): Promise<void> {
+    this.write('setMetaMany', (s) => {
+      for (const [key, value] of entries) s.setMeta.run(key, value);
+    });
+  }
+
   async close(): Promise<void> {
     const db = this.db;
     this.db = undefined;
@@ -201,12 +207,12 @@ export class SqliteJournal implements JournalStore {
   }
 
   private connection(): Database.Database {
-    if (this.db === undefined) throw new ProtocolError('bad_value', 'journal: closed');
+    if (this.db === undefined) throw new ProtocolError('bad_value', 'journal: not open (never opened, or closed)');
     return this.db;
   }
 
   private statements(): Statements {
-    if (this.s === undefined) throw new ProtocolError('bad_value', 'journal: closed');
+    if (this.s === undefined) throw new ProtocolError('bad_value', 'journal: not open (never opened, or closed)');
     return this.s;
   }
 
@@ -221,6 +227,8 @@ export class SqliteJournal implements JournalStore {
       db.pragma('synchronous = FULL');
       if (db.pragma('synchronous', { simple: true }) !== 2)
         throw new ProtocolError('bad_value', `journal ${this.path}: synchronous=FULL refused`);
+      // Reads every page once: a few milliseconds at boot for a journal that is pruned as it uploads,
+      // and a damaged file is named here rather than discovered mid-payment.
       const check = db.pragma('quick_check(1)', { simple: true });
       if (check !== 'ok')
         throw new ProtocolError('bad_value', `journal ${this.path} is corrupted: ${String(check)}; restore it, do not delete it`);
@@ -238,8 +246,8 @@ export class SqliteJournal implements JournalStore {
   private write(operation: string, fn: (s: Statements) => void): void {
     const s = this.statements();
     const db = this.connection();
-    // A connection left inside a transaction (a failed rollback) would turn our BEGIN into an error
-    // and, worse, could make a later commit a no-op: clear it first, or refuse.
+    // A connection left inside a transaction (a rollback that itself failed) would make every later
+    // BEGIN fail: clear it first, or refuse with a clear error.
     if (db.inTransaction) rollbackQuietly(s);
     if (db.inTransaction)
       throw new JournalStorageError(operation, 'SQLITE_ERROR', 'the connection is stuck in a transaction', { cause: undefined });
@@ -275,8 +283,8 @@ export class SqliteJournal implements JournalStore {
     const s = this.statements();
     const head = this.head(s);
     const seen = s.allSeen.all().map((r) => {
-      const [serial, counter] = tuple(r, 2, 'seen');
-      return [int(serial, 'seen.serial'), int(counter, 'seen.counter')] as const;
+      const [serial, counter, notAfter] = tuple(r, 3, 'seen');
+      return [int(serial, 'seen.serial'), int(counter, 'seen.counter'), int(notAfter, 'seen.not_after')] as const;
     });
     return {
       headSequence: head?.sequence ?? 0,
@@ -331,7 +339,7 @@ function prepare(db: Database.Database): Statements {
     pruneSpend: db.prepare('DELETE FROM spend WHERE not_after < ?'),
     getMeta: pluck('SELECT value FROM meta WHERE key = ?'),
     setMeta: db.prepare('INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)'),
-    allSeen: raw('SELECT serial, counter FROM seen'),
+    allSeen: raw('SELECT serial, counter, not_after FROM seen'),
     allSpend: raw('SELECT serial, total, count, day, day_total, day_count, not_after FROM spend ORDER BY serial'),
   };
 }

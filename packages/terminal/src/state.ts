@@ -134,8 +134,10 @@ export class TerminalState {
     const next = list.kind === 'full' ? DenySet.fromFull(list) : held.applyDelta(list);
     if (o.persist !== false) {
       if (list.kind === 'full') {
-        await this.journal.setMeta(META.denyDeltas, new Uint8Array(0));
-        await this.journal.setMeta(META.denyFull, list.bytes);
+        await this.journal.setMetaMany([
+          [META.denyFull, list.bytes],
+          [META.denyDeltas, new Uint8Array(0)],
+        ]);
       } else {
         const deltas = (await this.journal.getMeta(META.denyDeltas)) ?? new Uint8Array(0);
         await this.journal.setMeta(META.denyDeltas, concatBytes(deltas, frame(list.bytes)));
@@ -166,8 +168,11 @@ export class TerminalState {
       throw new ProtocolError('bad_key', 'terminal key does not match the certificate');
     }
     if (o.persist !== false) {
-      await this.journal.setMeta(META.key, rawKey);
-      await this.journal.setMeta(META.certificate, certificate.bytes);
+      // One write: a crash must never leave a new key beside the old certificate.
+      await this.journal.setMetaMany([
+        [META.key, rawKey],
+        [META.certificate, certificate.bytes],
+      ]);
     }
     this.current = { ...this.current, identity: { certificate, signer } };
     return this.current.identity as Identity;

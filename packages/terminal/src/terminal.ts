@@ -50,7 +50,8 @@ export class Terminal {
   readonly state: TerminalState;
   private readonly cache = new CredentialCache(CREDENTIAL_CACHE_ENTRIES);
   private readonly breaker = new CircuitBreaker();
-  private readonly seenCodes = new Set<string>();
+  /** (serial:counter) → its credential's expiry, after which the entry may go. */
+  private readonly seenCodes = new Map<string, number>();
   private readonly spendRows = new Map<number, SpendRow>();
   private head: { sequence: number; hash: Uint8Array; time: number };
   private acked: number;
@@ -65,7 +66,7 @@ export class Terminal {
     this.state = state;
     this.head = { sequence: snapshot.headSequence, hash: snapshot.headHash, time: snapshot.headTime };
     this.acked = snapshot.ackedSequence;
-    for (const [serial, counter] of snapshot.seen) this.seenCodes.add(`${serial}:${counter}`);
+    for (const [serial, counter, notAfter] of snapshot.seen) this.seenCodes.set(`${serial}:${counter}`, notAfter);
     for (const row of snapshot.spend) this.spendRows.set(row.serial, row);
     this.dayOffsetS = o.dayOffsetS ?? DAY_OFFSET_S_DEFAULT;
   }
@@ -227,7 +228,7 @@ export class Terminal {
       return declined(kind, { reason: 'journal_unavailable', detail, code });
     }
     this.head = { sequence: record.sequence, hash: hash.value, time: record.time };
-    if (checked.ok) this.seenCodes.add(`${c.serial}:${code.counter}`);
+    if (checked.ok) this.seenCodes.set(`${c.serial}:${code.counter}`, c.notAfter);
     if (spend !== undefined) this.spendRows.set(spend.serial, spend);
     if (!checked.ok) return declined(kind, checked);
     const yuan = `${Math.trunc(amount / 100)}.${String(amount % 100).padStart(2, '0')}`;
@@ -253,6 +254,7 @@ export class Terminal {
       this.acked = Math.max(this.acked, Math.min(throughSequence, this.head.sequence));
       await this.state.markSynced(nowS);
       for (const [serial, row] of this.spendRows) if (row.notAfter < nowS - skew) this.spendRows.delete(serial);
+      for (const [k, notAfter] of this.seenCodes) if (notAfter < nowS - skew) this.seenCodes.delete(k);
     });
   }
 }
