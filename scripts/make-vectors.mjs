@@ -168,7 +168,8 @@ function sm2ZeroS(b) {
 
 /** The malleability vectors for a suite: each must fail as bad_signature. */
 function malleations(suite) {
-  if (suite === 'p256') return [['high-s-signature', 'the (r, n - s) twin of the valid signature: valid ECDSA, refused by the low-S rule', highS]];
+  if (suite === 'p256')
+    return [['high-s-signature', 'the (r, n - s) twin of the valid signature: valid ECDSA, refused by the low-S rule', highS]];
   if (suite === 'ed25519') return [['non-canonical-s', 'S + L in place of S: refused, RFC 8032 requires S < L', ed25519SPlusL]];
   return [
     ['negated-s', 'the ECDSA-style (r, n - s) twin: not a valid SM2 signature', sm2NegS],
@@ -230,7 +231,10 @@ function writeTrustList(b) {
 
 function writeCredential(b) {
   const w = new W().u8(b.header ?? 0x21);
-  w.u8((sid(b.issuerSuite) << 4) | sid(b.deviceSuite)).u16(b.issuerKeyId).u48(b.serial).u48(b.holder);
+  w.u8((sid(b.issuerSuite) << 4) | sid(b.deviceSuite))
+    .u16(b.issuerKeyId)
+    .u48(b.serial)
+    .u48(b.holder);
   w.u16(b.campus).u8(index1(ROLES, b.role)).u8(bits(SCOPES, b.scopes)).raw(b.devicePublicKey);
   w.u32(b.limits.perPayment).u32(b.limits.offlineTotal).u16(b.limits.offlineCount).u32(b.notBefore).u32(b.notAfter);
   return w.done();
@@ -244,7 +248,10 @@ function writeTerminalCert(b) {
   const loc = b.locationBytes ?? utf8(b.location);
   const w = new W().u8(b.header ?? 0x41);
   w.u8(sid(b.caSuite)).u16(b.caKeyId).u8(sid(b.terminalSuite)).u32(b.terminalId).u32(b.merchantId);
-  w.u8(index1(SCENES, b.scene)).u16(b.campus).u8(b.locationLength ?? loc.length).raw(loc);
+  w.u8(index1(SCENES, b.scene))
+    .u16(b.campus)
+    .u8(b.locationLength ?? loc.length)
+    .raw(loc);
   w.u32(b.notBefore).u32(b.notAfter).raw(b.terminalPublicKey);
   return w.done();
 }
@@ -255,21 +262,29 @@ function writeRecord(b) {
   w.u8(index1(['payment', 'access'], b.kind)).u8(index1(['offline', 'online'], b.path));
   w.u8(index1(['qr', 'card', 'face', 'tap'], b.medium)).u8(index1(['accepted', 'denied'], b.outcome));
   w.u32(b.amount).u32(b.merchantId).u32(b.trustListVersion).u32(b.denyListVersion).u32(b.policyVersion);
-  w.u16(b.evidenceLength ?? b.evidence.length).raw(b.evidence).u8(sid(b.terminalSuite));
+  w.u16(b.evidenceLength ?? b.evidence.length)
+    .raw(b.evidence)
+    .u8(sid(b.terminalSuite));
   return w.done();
 }
 
-function writeBatch(terminalId, records, { header = 0x61, count = records.length, lengths } = {}) {
-  const w = new W().u8(header).u32(terminalId).u16(count);
-  records.forEach((r, i) => w.u16(lengths?.[i] ?? r.length).raw(r));
+function writeBatch(terminalId, records, { count = records.length } = {}) {
+  const w = new W().u8(0x61).u32(terminalId).u16(count);
+  for (const r of records) w.u16(r.length).raw(r);
   return w.done();
 }
 
 const DENY_TYPES = ['credential', 'holder', 'card'];
 function writeDenyList(b) {
   const w = new W().u8(b.header ?? 0x71);
-  w.u8(sid(b.signer.suite)).u16(b.signer.keyId).u8(typeof b.kind === 'number' ? b.kind : b.kind === 'full' ? 1 : 2);
-  w.u32(b.listVersion).u32(b.baseVersion).u32(b.issuedAt).u32(b.expiresAt).u32(b.count ?? b.entries.length);
+  w.u8(sid(b.signer.suite))
+    .u16(b.signer.keyId)
+    .u8(typeof b.kind === 'number' ? b.kind : b.kind === 'full' ? 1 : 2);
+  w.u32(b.listVersion)
+    .u32(b.baseVersion)
+    .u32(b.issuedAt)
+    .u32(b.expiresAt)
+    .u32(b.count ?? b.entries.length);
   for (const e of b.entries) w.u8(e.tag ?? index1(DENY_TYPES, e.type) | (e.op === 'remove' ? 0x80 : 0)).u48(e.id);
   return w.done();
 }
@@ -281,7 +296,10 @@ function writePolicy(b) {
   w.u32(b.perPaymentMax).u32(b.dayTotalMax).u16(b.dayCountMax).u16(b.onlineBudgetMs).u16(b.randomOnlinePer10k);
   w.u8(b.ruleCount ?? b.rules.length);
   for (const r of b.rules) {
-    w.u8(index1(SCENES, r.scene)).u8(bits(ROLES, r.roles)).u8(r.flags ?? (r.campusOnly ? 1 : 0)).u32(r.perPaymentMax);
+    w.u8(index1(SCENES, r.scene))
+      .u8(bits(ROLES, r.roles))
+      .u8(r.flags ?? (r.campusOnly ? 1 : 0))
+      .u32(r.perPaymentMax);
   }
   return w.done();
 }
@@ -494,7 +512,7 @@ const CHECKS = {
   },
   'risk-policy': {
     decode: (b) => P.decodeRiskPolicy(b),
-    verify: (o, ctx) => P.verifyRiskPolicy(o, trustFromContext(ctx)),
+    verify: (o, ctx) => P.verifyRiskPolicy(o, trustFromContext(ctx), crypto),
   },
 };
 
@@ -591,7 +609,16 @@ class Book {
 /** The vectors every signed object gets from one valid byte string: framing and signature faults. */
 async function commonInvalid(book, { suite, suites, bytes, context, bodyFlip, otherType, skipTrailing }) {
   const type = bytes[0] >> 4;
-  await book.invalid({ name: `${suite}/empty`, description: 'no bytes at all', suite, suites, input: new Uint8Array(0), context, stage: 'decode', error: 'bad_length' });
+  await book.invalid({
+    name: `${suite}/empty`,
+    description: 'no bytes at all',
+    suite,
+    suites,
+    input: new Uint8Array(0),
+    context,
+    stage: 'decode',
+    error: 'bad_length',
+  });
   await book.invalid({
     name: `${suite}/truncated-by-one`,
     description: 'the last byte of the signature missing',
@@ -686,7 +713,16 @@ async function commonInvalid(book, { suite, suites, bytes, context, bodyFlip, ot
   });
   const sigSuite = suites?.[suites.length - 1] ?? suite;
   for (const [n, d, f] of malleations(sigSuite)) {
-    await book.invalid({ name: `${suite}/${n}`, description: d, suite, suites, input: f(bytes), context, stage: 'verify', error: 'bad_signature' });
+    await book.invalid({
+      name: `${suite}/${n}`,
+      description: d,
+      suite,
+      suites,
+      input: f(bytes),
+      context,
+      stage: 'verify',
+      error: 'bad_signature',
+    });
   }
 }
 
@@ -732,12 +768,32 @@ async function trustListBook() {
 
     const raw = async (over, name, description, stage, error, context = ctx) => {
       const signed = writeTrustList({ ...body, ...over });
-      await book.invalid({ name: `${s}/${name}`, description, suite: s, input: await signRaw(P.TRUST_LIST_LABEL, signed, rootName(s)), context, stage, error });
+      await book.invalid({
+        name: `${s}/${name}`,
+        description,
+        suite: s,
+        input: await signRaw(P.TRUST_LIST_LABEL, signed, rootName(s)),
+        context,
+        stage,
+        error,
+      });
     };
     await raw({ rootSuite: 0 }, 'root-suite-0', 'root_suite 0 (reserved "none")', 'decode', 'unknown_suite');
     await raw({ rootSuite: 4 }, 'root-suite-4', 'root_suite 4 (unassigned)', 'decode', 'unknown_suite');
-    await raw({ keys: body.keys.map((k, i) => (i === 1 ? { ...k, suite: 9 } : k)) }, 'key-suite-9', 'the second key names suite 9', 'decode', 'unknown_suite');
-    await raw({ keys: body.keys.map((k, i) => (i === 0 ? { ...k, role: 4 } : k)) }, 'key-role-4', 'key role 4 (only 1..3 exist)', 'decode', 'bad_value');
+    await raw(
+      { keys: body.keys.map((k, i) => (i === 1 ? { ...k, suite: 9 } : k)) },
+      'key-suite-9',
+      'the second key names suite 9',
+      'decode',
+      'unknown_suite',
+    );
+    await raw(
+      { keys: body.keys.map((k, i) => (i === 0 ? { ...k, role: 4 } : k)) },
+      'key-role-4',
+      'key role 4 (only 1..3 exist)',
+      'decode',
+      'bad_value',
+    );
     await raw({ keys: body.keys.map((k, i) => (i === 0 ? { ...k, role: 0 } : k)) }, 'key-role-0', 'key role 0', 'decode', 'bad_value');
     await raw(
       { keys: [body.keys[1], body.keys[0], ...body.keys.slice(2)] },
@@ -761,7 +817,15 @@ async function trustListBook() {
       'decode',
       'bad_value',
     );
-    await raw({ keyCount: 7 }, 'key-count-too-high', 'key_count 7 with six keys present: the signature is read as a key', 'decode', 'bad_length');
+    await book.invalid({
+      name: `${s}/key-count-too-high`,
+      description: 'key_count 7 with six keys present and no signature: the bytes end where the seventh key would start',
+      suite: s,
+      input: writeTrustList({ ...body, keyCount: 7 }),
+      context: ctx,
+      stage: 'decode',
+      error: 'bad_length',
+    });
     await raw({ keyCount: 5 }, 'key-count-too-low', 'key_count 5 with six keys present', 'decode', 'trailing_bytes');
     await book.invalid({
       name: `${s}/key-count-65`,
@@ -857,7 +921,18 @@ async function trustListBook() {
 
 const credOffsets = (deviceSuite) => {
   const pk = P.PUBLIC_KEY_BYTES[deviceSuite];
-  return { suites: 1, issuerKeyId: 2, serial: 4, holder: 10, campus: 16, role: 18, scopes: 19, key: 20, perPayment: 20 + pk, notBefore: 30 + pk };
+  return {
+    suites: 1,
+    issuerKeyId: 2,
+    serial: 4,
+    holder: 10,
+    campus: 16,
+    role: 18,
+    scopes: 19,
+    key: 20,
+    perPayment: 20 + pk,
+    notBefore: 30 + pk,
+  };
 };
 
 async function credentialBook() {
@@ -927,7 +1002,15 @@ async function credentialBook() {
 
     const raw = async (over, name, description, stage, error, context = ctx, key = `${s}/issuer`) => {
       const signed = writeCredential({ ...body, ...over });
-      await book.invalid({ name: `${s}/${name}`, description, suite: s, input: await signRaw(P.CREDENTIAL_LABEL, signed, key), context, stage, error });
+      await book.invalid({
+        name: `${s}/${name}`,
+        description,
+        suite: s,
+        input: await signRaw(P.CREDENTIAL_LABEL, signed, key),
+        context,
+        stage,
+        error,
+      });
     };
     await raw({ issuerSuite: 0 }, 'issuer-suite-0', 'issuer suite nibble 0', 'decode', 'unknown_suite');
     await raw({ issuerSuite: 4 }, 'issuer-suite-4', 'issuer suite nibble 4', 'decode', 'unknown_suite');
@@ -946,7 +1029,13 @@ async function credentialBook() {
       'bad_value',
     );
     await raw({ limits: { ...body.limits, offlineCount: 0 } }, 'offline-count-0', 'offline_count 0', 'decode', 'bad_value');
-    await raw({ notAfter: body.notBefore + 31 * DAY + 1 }, 'validity-31-days-plus-1', 'validity one second longer than 31 days', 'decode', 'bad_value');
+    await raw(
+      { notAfter: body.notBefore + 31 * DAY + 1 },
+      'validity-31-days-plus-1',
+      'validity one second longer than 31 days',
+      'decode',
+      'bad_value',
+    );
     await raw({ notAfter: body.notBefore }, 'empty-validity', 'not_after equal to not_before', 'decode', 'bad_value');
     await raw({ notAfter: body.notBefore - 1 }, 'reversed-validity', 'not_after before not_before', 'decode', 'bad_value');
 
@@ -982,7 +1071,7 @@ async function credentialBook() {
     await raw(
       { issuerKeyId: keyId(s, 'issuer-retired') },
       'issuer-key-retired',
-      'signed by the retired issuer key, whose validity ended before the credential\'s not_before',
+      "signed by the retired issuer key, whose validity ended before the credential's not_before",
       'verify',
       'expired',
       ctx,
@@ -1246,7 +1335,8 @@ async function codeBook() {
     });
     await book.invalid({
       name: `${s}/made-after-credential-ended`,
-      description: 'credential ends at T+10, code made at T+10 (no skew on this end: an expired credential makes no codes), checked at T+20',
+      description:
+        'credential ends at T+10, code made at T+10 (no skew on this end: an expired credential makes no codes), checked at T+20',
       suite: s,
       input: (await P.makeCode(ending, signer(`${s}/device`), T + 10, 7)).bytes,
       context: { ...ctx, nowS: T + 20 },
@@ -1254,14 +1344,16 @@ async function codeBook() {
       error: 'expired',
     });
     const starting = await P.signCredential(credBody(s, s, { notBefore: T - 10 }), signer(`${s}/issuer`));
+    const early = await P.makeCode(starting, signer(`${s}/device`), T - 40, 1);
     await book.valid({
       name: `${s}/valid-made-skew-before-credential`,
       description: 'credential starts at T-10, code made at T-40 (= not_before - skew), checked at T',
       suite: s,
-      input: (await P.makeCode(starting, signer(`${s}/device`), T - 40, 1)).bytes,
+      input: early.bytes,
       context: ctx,
-      fields: plain(await P.decodeCode((await P.makeCode(starting, signer(`${s}/device`), T - 40, 1)).bytes)),
+      fields: plain(early),
       signer: `${s}/device`,
+      extra: { qr: P.codeToText(early), qrChars: P.codeToText(early).length },
     });
     await book.invalid({
       name: `${s}/made-before-credential-began`,
@@ -1300,12 +1392,37 @@ async function codeBook() {
     await qrBad('leading-space', 'a space before the prefix (only trailing CR/LF is forgiven)', ` ${text}`, 'bad_prefix');
     await qrBad('no-prefix', 'Base45 without the prefix', body45, 'bad_prefix');
     await qrBad('empty', 'the empty string', '', 'bad_prefix');
-    await qrBad('trailing-space', 'a space after the text: space is a Base45 character, so the length is 1 mod 3', `${text} `, 'bad_encoding');
+    await qrBad(
+      'trailing-space',
+      'a space after the text: space is a Base45 character, so the length is 1 mod 3',
+      `${text} `,
+      'bad_encoding',
+    );
     await qrBad('trailing-tab', 'a TAB after the text (not forgiven, not Base45)', `${text}\t`, 'bad_encoding');
-    await qrBad('lower-case-data', 'one Base45 character in lower case', `${P.QR_PREFIX}${body45.slice(0, 9)}${body45[9].toLowerCase() === body45[9] ? 'a' : body45[9].toLowerCase()}${body45.slice(10)}`, 'bad_encoding');
-    await qrBad('crlf-inside', 'CR LF in the middle of the text', `${P.QR_PREFIX}${body45.slice(0, 30)}\r\n${body45.slice(30)}`, 'bad_encoding');
-    await qrBad('group-above-65535', 'the first three characters ":::" = 91124 > 65535', `${P.QR_PREFIX}:::${body45.slice(3)}`, 'bad_encoding');
-    await qrBad('too-long', `${P.QR_TEXT_MAX_CHARS + 1} characters (QR_TEXT_MAX_CHARS is ${P.QR_TEXT_MAX_CHARS})`, text + '\n'.repeat(P.QR_TEXT_MAX_CHARS + 1 - text.length), 'too_large');
+    await qrBad(
+      'lower-case-data',
+      'one Base45 character in lower case',
+      `${P.QR_PREFIX}${body45.slice(0, 9)}${body45[9].toLowerCase() === body45[9] ? 'a' : body45[9].toLowerCase()}${body45.slice(10)}`,
+      'bad_encoding',
+    );
+    await qrBad(
+      'crlf-inside',
+      'CR LF in the middle of the text',
+      `${P.QR_PREFIX}${body45.slice(0, 30)}\r\n${body45.slice(30)}`,
+      'bad_encoding',
+    );
+    await qrBad(
+      'group-above-65535',
+      'the first three characters ":::" = 91124 > 65535',
+      `${P.QR_PREFIX}:::${body45.slice(3)}`,
+      'bad_encoding',
+    );
+    await qrBad(
+      'too-long',
+      `${P.QR_TEXT_MAX_CHARS + 1} characters (QR_TEXT_MAX_CHARS is ${P.QR_TEXT_MAX_CHARS})`,
+      text + '\n'.repeat(P.QR_TEXT_MAX_CHARS + 1 - text.length),
+      'too_large',
+    );
     await qrBad(
       'decodes-to-209-bytes',
       'valid Base45 of 209 bytes: larger than CODE_MAX_BYTES',
@@ -1359,10 +1476,13 @@ async function terminalCertBook() {
     });
     if (!same) continue;
     const s = cs;
-    const zh = await P.signTerminalCertificate(certBody(s, s, { location: '北区食堂 3号窗口', scene: 'bus', merchantId: 0 }), signer(`${s}/ca`));
+    const zh = await P.signTerminalCertificate(
+      certBody(s, s, { location: '北区食堂 3号窗口', scene: 'bus', merchantId: 0 }),
+      signer(`${s}/ca`),
+    );
     await book.valid({
       name: `${s}/valid-chinese-location`,
-      description: 'UTF-8 location "北区食堂 3号窗口" (21 bytes), scene bus, merchant 0',
+      description: `UTF-8 location "北区食堂 3号窗口" (${utf8('北区食堂 3号窗口').length} bytes), scene bus, merchant 0`,
       suite: s,
       input: zh.bytes,
       context: ctx,
@@ -1379,6 +1499,16 @@ async function terminalCertBook() {
       fields: plain(max),
       signer: `${s}/ca`,
     });
+    const bom = await P.signTerminalCertificate(certBody(s, s, { location: '\uFEFFWest gate' }), signer(`${s}/ca`));
+    await book.valid({
+      name: `${s}/valid-location-starting-u-feff`,
+      description: 'location "\\uFEFFWest gate": a leading U+FEFF (bytes ef bb bf) is text, kept, not stripped as a byte-order mark',
+      suite: s,
+      input: bom.bytes,
+      context: ctx,
+      fields: plain(bom),
+      signer: `${s}/ca`,
+    });
     const none = await P.signTerminalCertificate(certBody(s, s, { location: '', scene: 'shop' }), signer(`${s}/ca`));
     await book.valid({
       name: `${s}/valid-empty-location`,
@@ -1392,7 +1522,15 @@ async function terminalCertBook() {
     await commonInvalid(book, { suite: s, bytes: cert.bytes, context: ctx, bodyFlip: 8, otherType: 5 });
     const raw = async (over, name, description, stage, error, key = `${s}/ca`, context = ctx) => {
       const signed = writeTerminalCert({ ...body, ...over });
-      await book.invalid({ name: `${s}/${name}`, description, suite: s, input: await signRaw(P.TERMINAL_CERT_LABEL, signed, key), context, stage, error });
+      await book.invalid({
+        name: `${s}/${name}`,
+        description,
+        suite: s,
+        input: await signRaw(P.TERMINAL_CERT_LABEL, signed, key),
+        context,
+        stage,
+        error,
+      });
     };
     await raw({ caSuite: 0 }, 'ca-suite-0', 'ca_suite 0', 'decode', 'unknown_suite');
     await raw({ terminalSuite: 4 }, 'terminal-suite-4', 'terminal_suite 4', 'decode', 'unknown_suite');
@@ -1400,7 +1538,13 @@ async function terminalCertBook() {
     await raw({ scene: 0 }, 'scene-0', 'scene 0 (scenes are 1..4)', 'decode', 'bad_value');
     await raw({ scene: 5 }, 'scene-5', 'scene 5', 'decode', 'bad_value');
     await raw({ location: 'y'.repeat(65) }, 'location-65-bytes', 'location of 65 bytes > LABEL_MAX_BYTES (64)', 'decode', 'too_large');
-    await raw({ locationBytes: Uint8Array.of(0x4e, 0xff, 0x33) }, 'location-not-utf8', 'location bytes 4e ff 33: not UTF-8', 'decode', 'bad_encoding');
+    await raw(
+      { locationBytes: Uint8Array.of(0x4e, 0xff, 0x33) },
+      'location-not-utf8',
+      'location bytes 4e ff 33: not UTF-8',
+      'decode',
+      'bad_encoding',
+    );
     await raw(
       { locationBytes: Uint8Array.of(0xe5, 0x8c) },
       'location-cut-utf8',
@@ -1410,7 +1554,14 @@ async function terminalCertBook() {
     );
     await raw({ notAfter: body.notBefore }, 'empty-validity', 'not_after equal to not_before', 'decode', 'bad_value');
     await raw({ caKeyId: UNKNOWN_KEY_ID }, 'unknown-ca-key', 'ca_key_id 0x0999 is in no trust list', 'verify', 'unknown_key');
-    await raw({ caKeyId: keyId(s, 'issuer') }, 'issuer-key-as-ca', 'names (and is signed by) the issuer key', 'verify', 'wrong_key_role', `${s}/issuer`);
+    await raw(
+      { caKeyId: keyId(s, 'issuer') },
+      'issuer-key-as-ca',
+      'names (and is signed by) the issuer key',
+      'verify',
+      'wrong_key_role',
+      `${s}/issuer`,
+    );
     const other = SUITES[(SUITES.indexOf(s) + 1) % 3];
     await raw(
       { caSuite: other },
@@ -1423,7 +1574,7 @@ async function terminalCertBook() {
     await raw(
       { caKeyId: keyId(s, 'ca-retired') },
       'ca-key-retired',
-      'signed by the retired CA key, whose validity ended before the certificate\'s not_before',
+      "signed by the retired CA key, whose validity ended before the certificate's not_before",
       'verify',
       'expired',
       `${s}/ca-retired`,
@@ -1511,7 +1662,15 @@ async function recordBook() {
     await commonInvalid(book, { suite: s, bytes: rec.bytes, context: ctx, bodyFlip: 1 + 4 + 4 + 32 + 4 + 4 + 3, otherType: 6 });
     const raw = async (over, name, description, stage, error, key = `${s}/terminal`, context = ctx) => {
       const signed = writeRecord({ ...body, ...over });
-      await book.invalid({ name: `${s}/${name}`, description, suite: s, input: await signRaw(P.RECORD_LABEL, signed, key), context, stage, error });
+      await book.invalid({
+        name: `${s}/${name}`,
+        description,
+        suite: s,
+        input: await signRaw(P.RECORD_LABEL, signed, key),
+        context,
+        stage,
+        error,
+      });
     };
     await raw({ terminalId: 0 }, 'terminal-id-0', 'terminal_id 0', 'decode', 'bad_value');
     await raw({ sequence: 0 }, 'sequence-0', 'sequence 0 (sequences start at 1)', 'decode', 'bad_value');
@@ -1528,7 +1687,13 @@ async function recordBook() {
     await raw({ medium: 0 }, 'medium-0', 'medium 0', 'decode', 'bad_value');
     await raw({ medium: 5 }, 'medium-5', 'medium 5', 'decode', 'bad_value');
     await raw({ outcome: 3 }, 'outcome-3', 'outcome 3', 'decode', 'bad_value');
-    await raw({ outcome: 'denied' }, 'payment-denied', 'a payment record with outcome denied: declined payments are not journaled', 'decode', 'bad_value');
+    await raw(
+      { outcome: 'denied' },
+      'payment-denied',
+      'a payment record with outcome denied: declined payments are not journaled',
+      'decode',
+      'bad_value',
+    );
     await raw({ amount: 0 }, 'payment-amount-0', 'a payment of 0 fen', 'decode', 'bad_value');
     await raw({ kind: 'access', amount: 1 }, 'access-with-amount', 'an access record with amount 1', 'decode', 'bad_value');
     await raw({ terminalSuite: 0 }, 'terminal-suite-0', 'terminal_suite 0', 'decode', 'unknown_suite');
@@ -1546,7 +1711,7 @@ async function recordBook() {
       'decode',
       'bad_length',
     );
-    await raw({}, 'other-terminal-key', 'signed by a key that is not this terminal\'s', 'verify', 'bad_signature', `${s}/terminal-other`);
+    await raw({}, 'other-terminal-key', "signed by a key that is not this terminal's", 'verify', 'bad_signature', `${s}/terminal-other`);
     await book.invalid({
       name: `${s}/chain-gap`,
       description: 'the verifier last saw sequence 1: sequence 3 leaves a gap',
@@ -1570,14 +1735,32 @@ async function recordBook() {
 }
 
 async function batchBook() {
-  const book = new Book('upload-batch', 6, null, 'Upload batches: contiguous records of one terminal, framed by length. Not signed themselves.');
+  const book = new Book(
+    'upload-batch',
+    6,
+    null,
+    'Upload batches: contiguous records of one terminal, framed by length. Not signed themselves.',
+  );
   for (const s of SUITES) {
     const chain = chains[s];
     const recs = chain.map((c) => c.rec);
-    const ctx = (after) => ({ terminalPublicKey: hex(pub(`${s}/terminal`)), afterSequence: after, afterHash: hex(chain[after]?.after.hash ?? sha256(recs[after - 1].bytes)) });
+    const ctx = (after) => ({
+      terminalPublicKey: hex(pub(`${s}/terminal`)),
+      afterSequence: after,
+      afterHash: hex(chain[after]?.after.hash ?? sha256(recs[after - 1].bytes)),
+    });
     const hashes = recs.map((r) => hex(sha256(r.bytes)));
     const first = P.encodeUploadBatch(10_001, recs.slice(0, 3));
-    deepStrictEqual(hex(writeBatch(10_001, recs.slice(0, 3).map((r) => r.bytes))), hex(first), 'batch layout');
+    deepStrictEqual(
+      hex(
+        writeBatch(
+          10_001,
+          recs.slice(0, 3).map((r) => r.bytes),
+        ),
+      ),
+      hex(first),
+      'batch layout',
+    );
     const fieldsOf = (rs) => ({ terminalId: 10_001, records: rs.map(plain) });
     await book.valid({
       name: `${s}/valid-first-three`,
@@ -1621,9 +1804,21 @@ async function batchBook() {
     await bad('wrong-type', 'a record given as a batch', recs[0].bytes, 'decode', 'unknown_type');
     await bad('version-2', 'header 0x62', setByte(first, 0, 0x62), 'decode', 'unknown_version');
     await bad('count-0', 'count 0: a batch has at least one record', writeBatch(10_001, [], { count: 0 }), 'decode', 'bad_value');
-    await bad('count-1001', 'count 1001 > BATCH_RECORDS_MAX (1000): refused before reading records', writeBatch(10_001, [], { count: 1001 }), 'decode', 'bad_value');
+    await bad(
+      'count-1001',
+      'count 1001 > BATCH_RECORDS_MAX (1000): refused before reading records',
+      writeBatch(10_001, [], { count: 1001 }),
+      'decode',
+      'bad_value',
+    );
     await bad('count-above-records', 'count 4 with three records present', writeBatch(10_001, b3, { count: 4 }), 'decode', 'bad_length');
-    await bad('count-below-records', 'count 2 with three records present', writeBatch(10_001, b3, { count: 2 }), 'decode', 'trailing_bytes');
+    await bad(
+      'count-below-records',
+      'count 2 with three records present',
+      writeBatch(10_001, b3, { count: 2 }),
+      'decode',
+      'trailing_bytes',
+    );
     await bad(
       'record-length-long',
       'the first record_length one more than the record, the extra byte inside the frame',
@@ -1631,20 +1826,36 @@ async function batchBook() {
       'decode',
       'trailing_bytes',
     );
-    await bad('record-length-short', 'the first record framed one byte short', writeBatch(10_001, [cut(b3[0]), b3[1], b3[2]]), 'decode', 'bad_length');
-    await bad('inner-not-a-record', 'the first frame holds the terminal\'s code, not a record', writeBatch(10_001, [validCodes[s].bytes, b3[1], b3[2]]), 'decode', 'unknown_type');
+    await bad(
+      'record-length-short',
+      'the first record framed one byte short',
+      writeBatch(10_001, [cut(b3[0]), b3[1], b3[2]]),
+      'decode',
+      'bad_length',
+    );
+    await bad(
+      'inner-not-a-record',
+      "the first frame holds the terminal's code, not a record",
+      writeBatch(10_001, [validCodes[s].bytes, b3[1], b3[2]]),
+      'decode',
+      'unknown_type',
+    );
     await bad('other-terminal', 'batch terminal_id 10002 carries records of terminal 10001', writeBatch(10_002, b3), 'decode', 'bad_value');
     await bad('gap', 'sequences 1, 3: batches are contiguous', writeBatch(10_001, [b3[0], b3[2]]), 'decode', 'bad_value');
     await bad('duplicate', 'sequences 1, 1', writeBatch(10_001, [b3[0], b3[0]]), 'decode', 'bad_value');
     await bad('reversed', 'sequences 2, 1', writeBatch(10_001, [b3[1], b3[0]]), 'decode', 'bad_value');
     await bad(
       'record-signature-flipped',
-      'a bit of the second record\'s signature flipped',
+      "a bit of the second record's signature flipped",
       writeBatch(10_001, [b3[0], flipBit(b3[1], b3[1].length - 1), b3[2]]),
       'verify',
       'bad_signature',
     );
-    const forked = await signRaw(P.RECORD_LABEL, writeRecord({ ...chain[1].body, previousHash: sha256(utf8('not the first record')) }), `${s}/terminal`);
+    const forked = await signRaw(
+      P.RECORD_LABEL,
+      writeRecord({ ...chain[1].body, previousHash: sha256(utf8('not the first record')) }),
+      `${s}/terminal`,
+    );
     await bad(
       'chain-fork',
       'the second record is correctly signed but its previous_hash is not the hash of the first',
@@ -1681,12 +1892,24 @@ async function denyListBook() {
     const ctx = { trustList: s, nowS: T };
     for (const [name, b, d] of [
       ['valid-full', full, 'full list version 12: two credentials, one holder, one card'],
-      ['valid-delta', delta, 'delta 12 -> 13: removes a credential and the card, adds a credential and a holder (given unsorted, encoded sorted)'],
+      [
+        'valid-delta',
+        delta,
+        'delta 12 -> 13: removes a credential and the card, adds a credential and a holder (given unsorted, encoded sorted)',
+      ],
     ]) {
       const list = await P.signDenyList(denyImpl(b), signer(key));
       const sorted = P.denyEntries(list);
       deepStrictEqual(hex(writeDenyList({ ...b, entries: sorted })), hex(list.signed), 'deny list layout');
-      await book.valid({ name: `${s}/${name}`, description: `${d}; ${list.bytes.length} bytes`, suite: s, input: list.bytes, context: ctx, fields: plain(list), signer: key });
+      await book.valid({
+        name: `${s}/${name}`,
+        description: `${d}; ${list.bytes.length} bytes`,
+        suite: s,
+        input: list.bytes,
+        context: ctx,
+        fields: plain(list),
+        signer: key,
+      });
       if (name === 'valid-full') {
         await commonInvalid(book, { suite: s, bytes: list.bytes, context: ctx, bodyFlip: 8, otherType: 8, skipTrailing: true });
         await book.invalid({
@@ -1707,7 +1930,15 @@ async function denyListBook() {
           fields: plain(list),
           signer: key,
         });
-        await book.invalid({ name: `${s}/expired`, description: 'verified at expires_at', suite: s, input: list.bytes, context: { ...ctx, nowS: b.expiresAt }, stage: 'verify', error: 'expired' });
+        await book.invalid({
+          name: `${s}/expired`,
+          description: 'verified at expires_at',
+          suite: s,
+          input: list.bytes,
+          context: { ...ctx, nowS: b.expiresAt },
+          stage: 'verify',
+          error: 'expired',
+        });
         await book.invalid({
           name: `${s}/not-yet-valid`,
           description: 'verified at issued_at - 1',
@@ -1721,15 +1952,35 @@ async function denyListBook() {
     }
     const raw = async (over, name, description, stage, error, signedBy = key) => {
       const signed = writeDenyList({ ...full, ...over });
-      await book.invalid({ name: `${s}/${name}`, description, suite: s, input: await signRaw(P.DENY_LIST_LABEL, signed, signedBy), context: ctx, stage, error });
+      await book.invalid({
+        name: `${s}/${name}`,
+        description,
+        suite: s,
+        input: await signRaw(P.DENY_LIST_LABEL, signed, signedBy),
+        context: ctx,
+        stage,
+        error,
+      });
     };
     const e = full.entries;
     await raw({ signer: { suite: 0, keyId: keyId(s, 'list') } }, 'signer-suite-0', 'signer_suite 0', 'decode', 'unknown_suite');
     await raw({ kind: 0 }, 'kind-0', 'kind 0 (1 = full, 2 = delta)', 'decode', 'bad_value');
     await raw({ kind: 3 }, 'kind-3', 'kind 3', 'decode', 'bad_value');
     await raw({ baseVersion: 11 }, 'full-with-base', 'a full list with base_version 11 (must be 0)', 'decode', 'bad_value');
-    await raw({ kind: 'delta', baseVersion: 12 }, 'delta-base-equal', 'a delta whose base_version equals its list_version', 'decode', 'bad_value');
-    await raw({ kind: 'delta', baseVersion: 13 }, 'delta-base-newer', 'a delta whose base_version is newer than its list_version', 'decode', 'bad_value');
+    await raw(
+      { kind: 'delta', baseVersion: 12 },
+      'delta-base-equal',
+      'a delta whose base_version equals its list_version',
+      'decode',
+      'bad_value',
+    );
+    await raw(
+      { kind: 'delta', baseVersion: 13 },
+      'delta-base-newer',
+      'a delta whose base_version is newer than its list_version',
+      'decode',
+      'bad_value',
+    );
     await raw({ expiresAt: full.issuedAt }, 'expires-at-issued', 'expires_at equal to issued_at', 'decode', 'bad_value');
     await raw({ count: 5 }, 'count-above-entries', 'count 5 with four entries present', 'decode', 'bad_length');
     await raw({ count: 3 }, 'count-below-entries', 'count 3 with four entries present', 'decode', 'bad_length');
@@ -1742,8 +1993,20 @@ async function denyListBook() {
       stage: 'decode',
       error: 'too_large',
     });
-    await raw({ entries: [e[1], e[0], e[2], e[3]] }, 'entries-out-of-order', 'two credential entries in descending order', 'decode', 'not_canonical');
-    await raw({ entries: [e[0], e[2], e[1], e[3]] }, 'types-out-of-order', 'a holder entry before a credential entry (sorted by type first)', 'decode', 'not_canonical');
+    await raw(
+      { entries: [e[1], e[0], e[2], e[3]] },
+      'entries-out-of-order',
+      'two credential entries in descending order',
+      'decode',
+      'not_canonical',
+    );
+    await raw(
+      { entries: [e[0], e[2], e[1], e[3]] },
+      'types-out-of-order',
+      'a holder entry before a credential entry (sorted by type first)',
+      'decode',
+      'not_canonical',
+    );
     await raw({ entries: [e[0], e[0], e[2], e[3]] }, 'duplicate-entry', 'one entry twice', 'decode', 'not_canonical');
     await raw(
       { kind: 'delta', listVersion: 13, baseVersion: 12, entries: [e[0], { ...e[0], op: 'remove' }, e[2], e[3]] },
@@ -1752,13 +2015,31 @@ async function denyListBook() {
       'decode',
       'not_canonical',
     );
-    await raw({ entries: [e[0], { ...e[1], op: 'remove' }, e[2], e[3]] }, 'full-with-remove', 'a full list with a remove entry', 'decode', 'bad_value');
+    await raw(
+      { entries: [e[0], { ...e[1], op: 'remove' }, e[2], e[3]] },
+      'full-with-remove',
+      'a full list with a remove entry',
+      'decode',
+      'bad_value',
+    );
     await raw({ entries: [{ tag: 0, id: 5 }, ...e] }, 'type-0', 'entry tag 0x00 (types are 1..3)', 'decode', 'bad_value');
     await raw({ entries: [...e, { tag: 4, id: 5 }] }, 'type-4', 'entry tag 0x04', 'decode', 'bad_value');
-    await raw({ entries: [e[0], e[1], e[2], { tag: 0x43, id: e[3].id }] }, 'tag-bit-6', 'entry tag 0x43: bits 2..6 must be zero', 'decode', 'bad_value');
+    await raw(
+      { entries: [e[0], e[1], e[2], { tag: 0x43, id: e[3].id }] },
+      'tag-bit-6',
+      'entry tag 0x43: bits 2..6 must be zero',
+      'decode',
+      'bad_value',
+    );
     await raw({ entries: [{ ...e[0], id: 0 }, ...e.slice(1)] }, 'id-0', 'an entry with id 0', 'decode', 'bad_value');
 
-    await raw({ signer: { suite: s, keyId: UNKNOWN_KEY_ID } }, 'unknown-signer-key', 'signer_key_id 0x0999 is in no trust list', 'verify', 'unknown_key');
+    await raw(
+      { signer: { suite: s, keyId: UNKNOWN_KEY_ID } },
+      'unknown-signer-key',
+      'signer_key_id 0x0999 is in no trust list',
+      'verify',
+      'unknown_key',
+    );
     await raw(
       { signer: { suite: s, keyId: keyId(s, 'issuer') } },
       'issuer-key-as-list-signer',
@@ -1830,7 +2111,12 @@ function denyApplications() {
       },
       expect: {
         version: 13,
-        entries: [entry('credential', 0x0012_3456_0001), entry('credential', 0x0012_3456_0003), entry('holder', 0x63), entry('holder', 0x0000_0a0b_0c0d)],
+        entries: [
+          entry('credential', 0x0012_3456_0001),
+          entry('credential', 0x0012_3456_0003),
+          entry('holder', 0x63),
+          entry('holder', 0x0000_0a0b_0c0d),
+        ],
       },
     },
     {
@@ -1909,7 +2195,15 @@ async function policyBook() {
     await commonInvalid(book, { suite: s, bytes: policy.bytes, context: ctx, bodyFlip: 7, otherType: 7 });
     const raw = async (over, name, description, stage, error, signedBy = key) => {
       const signed = writePolicy({ ...body, ...over });
-      await book.invalid({ name: `${s}/${name}`, description, suite: s, input: await signRaw(P.POLICY_LABEL, signed, signedBy), context: ctx, stage, error });
+      await book.invalid({
+        name: `${s}/${name}`,
+        description,
+        suite: s,
+        input: await signRaw(P.POLICY_LABEL, signed, signedBy),
+        context: ctx,
+        stage,
+        error,
+      });
     };
     const r = body.rules;
     await raw({ signer: { suite: 4, keyId: keyId(s, 'list') } }, 'signer-suite-4', 'signer_suite 4', 'decode', 'unknown_suite');
@@ -1922,18 +2216,32 @@ async function policyBook() {
     await raw({ rules: [{ ...r[0], scene: 5 }] }, 'scene-5', 'a rule for scene 5', 'decode', 'bad_value');
     await raw({ rules: [{ ...r[0], roles: 0x08 }] }, 'role-bit-3', 'role bit 3 (only bits 0..2 exist)', 'decode', 'bad_value');
     await raw({ rules: [{ ...r[0], flags: 2 }] }, 'flags-2', 'rule flags 2 (only bit 0, campus only, exists)', 'decode', 'bad_value');
-    await raw({ ruleCount: 5 }, 'rule-count-above-rules', 'rule_count 5 with four rules present', 'decode', 'bad_value');
+    await book.invalid({
+      name: `${s}/rule-count-above-rules`,
+      description: 'rule_count 4 with three rules present and no signature: the bytes end where the fourth rule would start',
+      suite: s,
+      input: writePolicy({ ...body, ruleCount: 4, rules: body.rules.slice(0, 3) }),
+      context: ctx,
+      stage: 'decode',
+      error: 'bad_length',
+    });
     await raw({ ruleCount: 3 }, 'rule-count-below-rules', 'rule_count 3 with four rules present', 'decode', 'trailing_bytes');
     await book.invalid({
-      name: `${s}/rule-count-65`,
-      description: 'rule_count 65 > POLICY_RULES_MAX (64): refused before reading any rule',
+      name: `${s}/rule-count-5`,
+      description: 'rule_count 5 > POLICY_RULES_MAX (4, one per scene): refused before reading any rule',
       suite: s,
-      input: writePolicy({ ...body, ruleCount: 65, rules: [] }),
+      input: writePolicy({ ...body, ruleCount: 5, rules: [] }),
       context: ctx,
       stage: 'decode',
       error: 'too_large',
     });
-    await raw({ signer: { suite: s, keyId: UNKNOWN_KEY_ID } }, 'unknown-signer-key', 'signer_key_id 0x0999 is in no trust list', 'verify', 'unknown_key');
+    await raw(
+      { signer: { suite: s, keyId: UNKNOWN_KEY_ID } },
+      'unknown-signer-key',
+      'signer_key_id 0x0999 is in no trust list',
+      'verify',
+      'unknown_key',
+    );
     await raw(
       { signer: { suite: s, keyId: keyId(s, 'ca') } },
       'ca-key-as-list-signer',
@@ -1986,11 +2294,18 @@ for (const book of books) {
   writeFileSync(new URL(file, OUT), text);
   sums.push(`${createHash('sha256').update(text).digest('hex')}  ${file}`);
   const valid = book.vectors.filter((v) => v.valid).length;
-  console.log(`${file.padEnd(26)} ${String(book.vectors.length).padStart(4)} vectors (${valid} valid, ${book.vectors.length - valid} invalid)`);
+  console.log(
+    `${file.padEnd(26)} ${String(book.vectors.length).padStart(4)} vectors (${valid} valid, ${book.vectors.length - valid} invalid)`,
+  );
 }
 writeFileSync(new URL('SHA256SUMS', OUT), `${sums.sort((a, b) => a.slice(66).localeCompare(b.slice(66))).join('\n')}\n`);
 // Read back once: the files parse and the sums match what was written.
 for (const line of readFileSync(new URL('SHA256SUMS', OUT), 'utf8').trim().split('\n')) {
   const [sum, file] = line.split(/\s+/);
-  if (createHash('sha256').update(readFileSync(new URL(file, OUT))).digest('hex') !== sum) throw new Error(`SHA256SUMS: ${file}`);
+  if (
+    createHash('sha256')
+      .update(readFileSync(new URL(file, OUT)))
+      .digest('hex') !== sum
+  )
+    throw new Error(`SHA256SUMS: ${file}`);
 }

@@ -1,7 +1,8 @@
 /**
- * Base45 (RFC 9285): bytes as text in the 45 characters of the QR alphanumeric mode, so a QR code
- * carries 5.5 bits per character instead of 8. Decoding is strict: only the one canonical text of
- * each byte string is accepted.
+ * Base45 (RFC 9285): bytes as text in the 45 characters of the QR alphanumeric mode. Text, not raw
+ * bytes, because keyboard-wedge scanners type what they read and mangle bytes outside ASCII; the
+ * alphanumeric mode keeps the symbol almost as small as byte mode would. Decoding is strict: only
+ * the one canonical text of each byte string is accepted.
  */
 import { ProtocolError } from './errors.js';
 

@@ -172,7 +172,7 @@ export async function verifyCredentialSignature(
   cache?: { has(bytes: Uint8Array): boolean; add(bytes: Uint8Array): void },
 ): Promise<void> {
   // The key lookup runs every time, so a key dropped from a newer trust list stops a cached credential.
-  const key = findTrustedKey(trust, c.issuerKeyId, 'issuer', c.issuerSuite, c.notBefore);
+  const key = findTrustedKey(trust, c.issuerKeyId, 'issuer', c.issuerSuite, c.notBefore, c.notAfter);
   if (cache?.has(c.bytes) === true) return;
   const ok = await crypto.suite(c.issuerSuite).verify(key.publicKey, concatBytes(CREDENTIAL_LABEL, c.signed), c.signature);
   if (!ok) throw new ProtocolError('bad_signature', `credential ${c.serial}: issuer signature`);

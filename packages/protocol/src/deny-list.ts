@@ -150,7 +150,7 @@ export function decodeDenyList(input: Uint8Array): DenyList {
 
 /** Verifies the list-signing key's signature, and that the list is not past its expiry at `nowS`. */
 export async function verifyDenyList(list: DenyList, trust: TrustListBody, crypto: CryptoProvider, nowS: number): Promise<void> {
-  const key = findTrustedKey(trust, list.signer.keyId, 'list_signer', list.signer.suite, list.issuedAt);
+  const key = findTrustedKey(trust, list.signer.keyId, 'list_signer', list.signer.suite, list.issuedAt, list.expiresAt);
   const ok = await crypto.suite(list.signer.suite).verify(key.publicKey, concatBytes(DENY_LIST_LABEL, list.signed), list.signature);
   if (!ok) throw new ProtocolError('bad_signature', `deny list v${list.listVersion}: signature`);
   checkValidity({ notBefore: list.issuedAt, notAfter: list.expiresAt }, nowS, 0, `deny list v${list.listVersion}`);

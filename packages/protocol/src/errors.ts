@@ -41,7 +41,7 @@ export const PROTOCOL_ERROR_WORDS: { readonly [C in ProtocolErrorCode]: Words } 
   unknown_suite: { en: 'Unknown signature suite', zh: '不支持的签名算法套件' },
   unknown_key: { en: 'The signing key is not in the trust list', zh: '签名密钥不在信任列表中' },
   wrong_key_role: { en: 'The key is not allowed to sign this kind of object', zh: '该密钥无权签发此类对象' },
-  bad_key: { en: 'The public key is malformed', zh: '公钥格式错误' },
+  bad_key: { en: 'The key is malformed or does not match', zh: '密钥格式错误或不匹配' },
   bad_signature: { en: 'The signature does not verify', zh: '签名验证失败' },
   bad_value: { en: 'A field holds a value outside its allowed range', zh: '字段取值超出允许范围' },
   not_canonical: { en: 'The encoding is not in its one canonical form', zh: '编码不是唯一规范形式' },

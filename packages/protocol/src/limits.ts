@@ -24,8 +24,8 @@ export const BATCH_MAX_BYTES = 1_400_000;
 /** Deny-list entries in one signed list. The terminal must hold 1,000,000; 4,000,000 leaves headroom. */
 export const DENY_LIST_ENTRIES_MAX = 4_000_000;
 
-/** Scene rules in one risk policy (one per scene and role pair at most). */
-export const POLICY_RULES_MAX = 64;
+/** Scene rules in one risk policy: at most one per scene, and there are four scenes. */
+export const POLICY_RULES_MAX = 4;
 
 /** Largest u32 seconds value we accept as a time: 2106-02-07. Times are seconds since the Unix epoch. */
 export const TIME_MAX_S = 0xffff_ffff;

@@ -151,8 +151,28 @@ export function decodeRiskPolicy(input: Uint8Array): RiskPolicy {
   return { ...body, signature, bytes, signed };
 }
 
-export async function verifyRiskPolicy(policy: RiskPolicy, trust: TrustListBody, crypto: CryptoProvider): Promise<void> {
-  const key = findTrustedKey(trust, policy.signer.keyId, 'list_signer', policy.signer.suite, policy.issuedAt);
+/**
+ * Verifies a policy at `nowS`: signed by a list-signing key that is valid now and was valid when the
+ * policy was issued, and not issued in the future (beyond `skewS`). A policy has no expiry of its
+ * own: it stays in force until a newer version replaces it, and only while its key is listed.
+ */
+export async function verifyRiskPolicy(
+  policy: RiskPolicy,
+  trust: TrustListBody,
+  crypto: CryptoProvider,
+  nowS: number,
+  skewS = 0,
+): Promise<void> {
+  if (policy.issuedAt > nowS + skewS)
+    throw new ProtocolError('not_yet_valid', `risk policy v${policy.policyVersion} issued at ${policy.issuedAt}, now ${nowS}`);
+  const key = findTrustedKey(
+    trust,
+    policy.signer.keyId,
+    'list_signer',
+    policy.signer.suite,
+    policy.issuedAt,
+    Math.max(nowS, policy.issuedAt),
+  );
   const ok = await crypto.suite(policy.signer.suite).verify(key.publicKey, concatBytes(POLICY_LABEL, policy.signed), policy.signature);
   if (!ok) throw new ProtocolError('bad_signature', `risk policy v${policy.policyVersion}: signature`);
 }

@@ -98,7 +98,7 @@ export async function verifyTerminalCertificate(
   crypto: CryptoProvider,
   nowS?: number,
 ): Promise<void> {
-  const key = findTrustedKey(trust, cert.caKeyId, 'terminal_ca', cert.caSuite, cert.notBefore);
+  const key = findTrustedKey(trust, cert.caKeyId, 'terminal_ca', cert.caSuite, cert.notBefore, cert.notAfter);
   const ok = await crypto.suite(cert.caSuite).verify(key.publicKey, concatBytes(TERMINAL_CERT_LABEL, cert.signed), cert.signature);
   if (!ok) throw new ProtocolError('bad_signature', `terminal certificate ${cert.terminalId}: CA signature`);
   if (nowS !== undefined) checkValidity(cert, nowS, 0, `terminal certificate ${cert.terminalId}`);

@@ -143,14 +143,27 @@ export async function verifyTrustList(
 }
 
 /**
- * Finds the key that signed an object: right id, right role, right suite, and valid at the time the
- * object says it was made. Each failure has its own code, so a terminal can say which.
+ * Finds the key that signed an object: right id, right role, right suite, and an object whose whole
+ * life lies inside the key's: made (`fromS`) while the key was valid and ending (`untilS`) no later
+ * than the key does. So a retired key, or one leaked after retirement, cannot sign a backdated
+ * object that is still valid today; and rotation (DESIGN §4) keeps an old key listed exactly until
+ * everything it signed has expired. Each failure has its own code, so a terminal can say which.
  */
-export function findTrustedKey(list: TrustListBody, keyId: number, role: KeyRole, suite: SuiteName, madeAtS: number): TrustedKey {
+export function findTrustedKey(
+  list: TrustListBody,
+  keyId: number,
+  role: KeyRole,
+  suite: SuiteName,
+  fromS: number,
+  untilS: number,
+): TrustedKey {
   const key = list.keys.find((k) => k.keyId === keyId);
   if (key === undefined) throw new ProtocolError('unknown_key', `${role} key ${keyId} is not in trust list v${list.listVersion}`);
   if (key.role !== role) throw new ProtocolError('wrong_key_role', `key ${keyId} is a ${key.role} key, not ${role}`);
   if (key.suite !== suite) throw new ProtocolError('unknown_suite', `key ${keyId} is ${key.suite}, object says ${suite}`);
-  checkValidity(key, madeAtS, 0, `${role} key ${keyId}`);
+  checkValidity(key, fromS, 0, `${role} key ${keyId}`);
+  if (untilS > key.notAfter) {
+    throw new ProtocolError('expired', `${role} key ${keyId} expires at ${key.notAfter}, before the object it signed (${untilS})`);
+  }
   return key;
 }

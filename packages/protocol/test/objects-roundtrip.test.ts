@@ -552,7 +552,12 @@ describe('round trips of every signed object', () => {
         expect(fields(decoded)).toEqual(body);
         expect(decoded.bytes).toEqual(policy.bytes);
         expect((await signRiskPolicy(decoded, signer)).signed).toEqual(policy.signed);
-        await verifyRiskPolicy(decoded, trustFor(body.signer.keyId, 'list_signer', suite, signer.publicKey), PROVIDERS[provider]);
+        await verifyRiskPolicy(
+          decoded,
+          trustFor(body.signer.keyId, 'list_signer', suite, signer.publicKey),
+          PROVIDERS[provider],
+          body.issuedAt,
+        );
         expectNoAliasing(input, decoded);
       }),
       params(),

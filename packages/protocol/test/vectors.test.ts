@@ -382,7 +382,8 @@ function runnerFor(ctx: Context, v: Vector): Runner {
     case 'risk-policy':
       return runner({
         decode: (i) => decodeRiskPolicy(bytesInput(i)),
-        verify: async (o) => verifyRiskPolicy(o, await ctx.trustList(c.trustList), crypto),
+        verify: async (o) =>
+          verifyRiskPolicy(o, await ctx.trustList(c.trustList), crypto, c.nowS === undefined ? o.issuedAt : num(c.nowS, 'nowS')),
         reencode: async (o) => (await signRiskPolicy(o, await ctx.signer(v.signer))).bytes,
       });
   }

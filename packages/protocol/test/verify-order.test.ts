@@ -169,7 +169,11 @@ describe.each(COMBOS)('verifyCode (%s, %s provider)', (suite, provider) => {
     expect((await failure(w.code, { ...w.check, trust: later })).code).toBe('not_yet_valid');
     const retired = withKey(w, KEY_ID.issuer, (k) => ({ ...k, notAfter: nb }));
     expect((await failure(w.code, { ...w.check, trust: retired })).code).toBe('expired');
-    await verifyCode(w.code, { ...w.check, trust: withKey(w, KEY_ID.issuer, (k) => ({ ...k, notBefore: nb, notAfter: nb + 1 })) });
+    // The key must cover the credential's whole life: valid from its start to its end.
+    const na = w.credential.notAfter;
+    await verifyCode(w.code, { ...w.check, trust: withKey(w, KEY_ID.issuer, (k) => ({ ...k, notBefore: nb, notAfter: na })) });
+    const outlived = withKey(w, KEY_ID.issuer, (k) => ({ ...k, notBefore: nb, notAfter: na - 1 }));
+    expect((await failure(w.code, { ...w.check, trust: outlived })).code).toBe('expired');
   });
 
   it('issuer signature bad → bad_signature (issuer), after one verify', async () => {
@@ -415,7 +419,7 @@ describe.each(COMBOS)('verifyDenyList and verifyRiskPolicy (%s, %s provider)', (
     const w = await world(suite, provider);
     await verifyDenyList(w.denyFull, w.trustBody, w.crypto, NOW_S);
     await verifyDenyList(decodeDenyList(w.denyDelta.bytes), w.trustBody, w.crypto, NOW_S);
-    await verifyRiskPolicy(decodeRiskPolicy(w.policy.bytes), w.trustBody, w.crypto);
+    await verifyRiskPolicy(decodeRiskPolicy(w.policy.bytes), w.trustBody, w.crypto, w.nowS);
   });
 
   it('a stale deny list → expired; one from the future → not_yet_valid (no skew)', async () => {
@@ -444,13 +448,13 @@ describe.each(COMBOS)('verifyDenyList and verifyRiskPolicy (%s, %s provider)', (
   it('risk policy: bad signature, wrong role, unknown key, retired key', async () => {
     const w = await world(suite, provider);
     const flipped = decodeRiskPolicy(flipBit(w.policy.bytes, w.policy.bytes.length * 8 - 60));
-    await expectCodeAsync(() => verifyRiskPolicy(flipped, w.trustBody, w.crypto), 'bad_signature');
+    await expectCodeAsync(() => verifyRiskPolicy(flipped, w.trustBody, w.crypto, w.nowS), 'bad_signature');
     const byCa = await signRiskPolicy(policyBody(suite, { signer: { suite, keyId: KEY_ID.terminalCa } }), w.terminalCa);
-    await expectCodeAsync(() => verifyRiskPolicy(byCa, w.trustBody, w.crypto), 'wrong_key_role');
+    await expectCodeAsync(() => verifyRiskPolicy(byCa, w.trustBody, w.crypto, w.nowS), 'wrong_key_role');
     const unknown = await signRiskPolicy(policyBody(suite, { signer: { suite, keyId: 2 } }), w.listSigner);
-    await expectCodeAsync(() => verifyRiskPolicy(unknown, w.trustBody, w.crypto), 'unknown_key');
+    await expectCodeAsync(() => verifyRiskPolicy(unknown, w.trustBody, w.crypto, w.nowS), 'unknown_key');
     const retired = withKey(w, KEY_ID.listSigner, (k) => ({ ...k, notAfter: w.policy.issuedAt }));
-    await expectCodeAsync(() => verifyRiskPolicy(w.policy, retired, w.crypto), 'expired');
+    await expectCodeAsync(() => verifyRiskPolicy(w.policy, retired, w.crypto, w.nowS), 'expired');
   });
 });
 
@@ -543,7 +547,7 @@ describe.each(['p256', 'ed25519'] as const)('every single-bit flip of every sign
     ['record', (w) => at(w.records, 1).bytes, (w, b) => verifyRecordSignature(decodeRecord(b), w.terminal.publicKey, w.crypto)],
     ['full deny list', (w) => w.denyFull.bytes, (w, b) => verifyDenyList(decodeDenyList(b), w.trustBody, w.crypto, NOW_S)],
     ['delta deny list', (w) => w.denyDelta.bytes, (w, b) => verifyDenyList(decodeDenyList(b), w.trustBody, w.crypto, NOW_S)],
-    ['risk policy', (w) => w.policy.bytes, (w, b) => verifyRiskPolicy(decodeRiskPolicy(b), w.trustBody, w.crypto)],
+    ['risk policy', (w) => w.policy.bytes, (w, b) => verifyRiskPolicy(decodeRiskPolicy(b), w.trustBody, w.crypto, w.nowS)],
   ];
   for (const [name, bytesOf, check] of cases) {
     it(name, async () => {

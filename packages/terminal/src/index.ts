@@ -10,4 +10,6 @@ export * from './memory-journal.js';
 export * from './ports.js';
 export * from './reasons.js';
 export * from './state.js';
+export * from './scheduler.js';
 export * from './terminal.js';
+export * from './uploader.js';

@@ -26,3 +26,10 @@ export const CLOCK_BACKWARD_TOLERANCE_S = 300;
 
 /** Offset of the campus's local day from UTC, for per-day limits (China Standard Time). */
 export const DAY_OFFSET_S_DEFAULT = 8 * 3600;
+
+/** One request gets this long to be answered. A stuck connection is abandoned and retried instead of stalling upload. */
+export const UPLOAD_TIMEOUT_MS_DEFAULT = 15_000;
+/** How often to look again when nothing is pending. After a payment, `wake()` is quicker. */
+export const UPLOAD_IDLE_POLL_MS_DEFAULT = 5_000;
+/** flush() gives up after this many failed attempts in a row: about 15 s of backoff, enough to ride out a blip. */
+export const UPLOAD_FLUSH_MAX_FAILURES_DEFAULT = 5;

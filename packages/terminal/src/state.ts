@@ -94,7 +94,7 @@ export class TerminalState {
       }
     }
     const policy = await journal.getMeta(META.policy);
-    if (policy !== undefined) await state.installPolicy(policy, { persist: false });
+    if (policy !== undefined) await state.installPolicy(policy, undefined, { persist: false, ignoreExpiry: true });
     const cert = await journal.getMeta(META.certificate);
     const key = await journal.getMeta(META.key);
     if (cert !== undefined && key !== undefined) await state.installIdentity(cert, key, { persist: false });
@@ -115,7 +115,12 @@ export class TerminalState {
     const held = this.current.trust?.listVersion;
     const at = o.ignoreExpiry === true || nowS === undefined ? list.issuedAt : nowS;
     await verifyTrustList(list, this.current.roots, this.crypto, at, held);
-    if (held === list.listVersion) return list;
+    if (held === list.listVersion) {
+      if (!equal(list.bytes, this.current.trust?.bytes ?? new Uint8Array())) {
+        throw new ProtocolError('version_regressed', `trust list v${list.listVersion}: a different list under the version already held`);
+      }
+      return list;
+    }
     if (o.persist !== false) await this.journal.setMeta(META.trust, list.bytes);
     this.current = { ...this.current, trust: list };
     return list;
@@ -147,10 +152,10 @@ export class TerminalState {
     return next;
   }
 
-  async installPolicy(bytes: Uint8Array, o: InstallOptions = {}): Promise<RiskPolicy> {
+  async installPolicy(bytes: Uint8Array, nowS: number | undefined, o: InstallOptions = {}): Promise<RiskPolicy> {
     const trust = this.requireTrust();
     const policy = decodeRiskPolicy(bytes);
-    await verifyRiskPolicy(policy, trust, this.crypto);
+    await verifyRiskPolicy(policy, trust, this.crypto, o.ignoreExpiry === true || nowS === undefined ? policy.issuedAt : nowS);
     const held = this.current.policy?.policyVersion ?? 0;
     if (policy.policyVersion < held) throw new ProtocolError('version_regressed', `policy v${policy.policyVersion} < held v${held}`);
     if (o.persist !== false) await this.journal.setMeta(META.policy, policy.bytes);

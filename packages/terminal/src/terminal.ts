@@ -20,6 +20,7 @@ import { type Check, type Failure, checkAmount, checkCode, checkLimits, checkRea
 import { CREDENTIAL_CACHE_ENTRIES, DAY_OFFSET_S_DEFAULT, ONLINE_BUDGET_MS_DEFAULT } from './limits.js';
 import type { Clock, JournalStore, OnlineAnswer, OnlineAuthorizer, SpendRow } from './ports.js';
 import { type DeclineReason, reasonWords } from './reasons.js';
+import { type Scheduler, systemScheduler } from './scheduler.js';
 import { type Snapshot, TerminalState } from './state.js';
 
 export interface TerminalOptions {
@@ -29,6 +30,8 @@ export interface TerminalOptions {
   readonly online?: OnlineAuthorizer;
   /** Campus-local day offset from UTC in seconds, for per-day limits. */
   readonly dayOffsetS?: number;
+  /** Timers for the online budget; the simulator passes virtual ones. */
+  readonly scheduler?: Scheduler;
 }
 
 export interface Decision {
@@ -154,12 +157,12 @@ export class Terminal {
     if (online === undefined || terminalId === undefined || !this.breaker.allow(this.o.clock.nowMs())) return undefined;
     const budgetMs = s.policy?.onlineBudgetMs ?? ONLINE_BUDGET_MS_DEFAULT;
     const controller = new AbortController();
-    let timer: ReturnType<typeof setTimeout> | undefined;
+    let cancel: (() => void) | undefined;
     const timeout = new Promise<undefined>((resolve) => {
-      timer = setTimeout(() => {
+      cancel = (this.o.scheduler ?? systemScheduler).after(budgetMs, () => {
         controller.abort();
         resolve(undefined);
-      }, budgetMs);
+      });
     });
     try {
       const answer = await Promise.race([
@@ -173,7 +176,7 @@ export class Terminal {
       this.breaker.failure(this.o.clock.nowMs());
       return undefined;
     } finally {
-      clearTimeout(timer);
+      cancel?.();
     }
   }
 

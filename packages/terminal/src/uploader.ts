@@ -15,32 +15,21 @@
  * sent, the next batch starts again from there.
  */
 import { BATCH_MAX_BYTES, decodeRecord, encodeUploadBatch, type TerminalRecord } from '@duet/protocol';
-import { UPLOAD_BACKOFF_BASE_MS, UPLOAD_BACKOFF_MAX_MS, UPLOAD_BATCH_RECORDS } from './limits.js';
+import {
+  UPLOAD_BACKOFF_BASE_MS,
+  UPLOAD_BACKOFF_MAX_MS,
+  UPLOAD_BATCH_RECORDS,
+  UPLOAD_FLUSH_MAX_FAILURES_DEFAULT,
+  UPLOAD_IDLE_POLL_MS_DEFAULT,
+  UPLOAD_TIMEOUT_MS_DEFAULT,
+} from './limits.js';
+import { type Scheduler, systemScheduler } from './scheduler.js';
 import { type Clock, type JournalStore, systemClock, type UploadTransport } from './ports.js';
 
-/** One request gets this long to be answered. A stuck connection is abandoned and retried instead of stalling upload. */
-export const UPLOAD_TIMEOUT_MS_DEFAULT = 15_000;
-/** How often to look again when nothing is pending. After a payment, `wake()` is quicker. */
-export const UPLOAD_IDLE_POLL_MS_DEFAULT = 5_000;
-/** flush() gives up after this many failed attempts in a row: about 15 s of backoff, enough to ride out a blip. */
-export const UPLOAD_FLUSH_MAX_FAILURES_DEFAULT = 5;
 /** An upload batch's framing before its records: header byte, u32 terminal id, u16 count (protocol record.ts). */
 const BATCH_FRAME_BYTES = 7;
 /** Each record in a batch carries a u16 length prefix. */
 const RECORD_FRAME_BYTES = 2;
-
-/** Timers, injected so the simulator can run upload on virtual time. */
-export interface Scheduler {
-  /** Calls `fn` once, `ms` milliseconds from now. The returned function cancels the call and does nothing once it has run. */
-  after(ms: number, fn: () => void): () => void;
-}
-
-export const systemScheduler: Scheduler = {
-  after(ms, fn) {
-    const timer = setTimeout(fn, ms);
-    return () => clearTimeout(timer);
-  },
-};
 
 /** What the uploader needs from a terminal. `Terminal` provides all of it. */
 export interface UploadSource {

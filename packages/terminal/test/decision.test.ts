@@ -31,7 +31,7 @@ async function expectDecline(t: Terminal, journal: MemoryJournal, reason: Declin
 }
 
 async function useInstalledPolicy(w: World, t: Terminal, over: Parameters<typeof policy>[1]) {
-  await t.state.installPolicy(await policy(w, over));
+  await t.state.installPolicy(await policy(w, over), T0_S);
 }
 
 describe('the offline decision refuses with one stable reason per cause', () => {

@@ -188,7 +188,7 @@ export async function readyTerminal(
   await t.pinRoots(rootKeys(w));
   await t.state.installTrustList(w.trust.bytes, clock.s);
   await t.state.installDenyList(await denyList(w, o.deny ?? [{ type: 'credential', id: 999_999, op: 'add' }]), clock.s);
-  await t.state.installPolicy(await policy(w));
+  await t.state.installPolicy(await policy(w), clock.s);
   const id = await terminalIdentity(w, o);
   await t.state.installIdentity(id.cert, id.key);
   await t.state.markSynced(clock.s);

@@ -57,7 +57,7 @@ async function setup(behaviour: Behaviour, onlineBudgetMs: number): Promise<{ t:
   const clock = new TestClock();
   const a = new Authorizer(behaviour);
   const t = await readyTerminal(w, clock, { online: a });
-  await t.state.installPolicy(await policy(w, { onlineBudgetMs }));
+  await t.state.installPolicy(await policy(w, { onlineBudgetMs }), clock.s);
   // Online payments skip the offline limits, but offline ones count: a generous payer keeps this test about paths.
   const p = await payer(w, { offlineCount: 50, offlineTotal: 100_000 });
   return { t, a, clock, p };

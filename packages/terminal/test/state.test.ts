@@ -41,8 +41,8 @@ describe('terminal state', () => {
     expect(t.state.snapshot.deny.has('holder', 5)).toBe(true);
     const p1 = await policy(w);
     const p2 = await policy(w, { dayCountMax: 2 });
-    await t.state.installPolicy(p2);
-    expect(await codeOf(t.state.installPolicy(p1))).toBe('version_regressed');
+    await t.state.installPolicy(p2, clock.s);
+    expect(await codeOf(t.state.installPolicy(p1, clock.s))).toBe('version_regressed');
     expect(t.state.snapshot.policy?.dayCountMax).toBe(2);
   });
 

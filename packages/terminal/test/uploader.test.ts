@@ -30,7 +30,7 @@ import {
   UPLOAD_BATCH_RECORDS,
   type UploadTransport,
 } from '../src/index.js';
-import { backoffCeilingMs, type Scheduler, UploadError, Uploader, type UploaderOptions } from '../src/uploader.js';
+import { backoffCeilingMs, type Scheduler, UploadError, Uploader, type UploaderOptions } from '../src/index.js';
 import { makeWorld, type Payer, payer, readyTerminal, T0_S, TestClock, type World } from './fixture.js';
 
 // ---------------------------------------------------------------------------------------------

@@ -70,7 +70,7 @@ export async function benchTerminal(count: number, progress: (m: string) => void
       },
       world.listSigner,
     );
-    await t.state.installPolicy(policy.bytes);
+    await t.state.installPolicy(policy.bytes, nowS);
     const key = await crypto.suite('p256').generate();
     const cert = await signTerminalCertificate(
       {

@@ -4,9 +4,9 @@
  */
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
-import { encodeUploadBatch, SCENES, type Scene, decodeRecord } from '@duet/protocol';
+import { SCENES, type Scene } from '@duet/protocol';
 import { nodeCrypto } from '@duet/protocol/node';
-import { type Decision, systemClock, Terminal, UPLOAD_BATCH_RECORDS } from '@duet/terminal';
+import { type Decision, systemClock, Terminal, Uploader } from '@duet/terminal';
 import { SqliteJournal } from '@duet/terminal/sqlite';
 import { CliError, type Command, intOption, parseOptions, type ParsedOptions, str, toJsonLine } from '../command.js';
 import { dataDir } from '../files.js';
@@ -65,7 +65,7 @@ async function enroll(o: ParsedOptions): Promise<number> {
   const lists = issuer.lists();
   await t.state.installTrustList(lists.trustList, nowS);
   await t.state.installDenyList(lists.denyList, nowS);
-  await t.state.installPolicy(lists.policy);
+  await t.state.installPolicy(lists.policy, nowS);
   const identity = await t.state.installIdentity(certificate, raw);
   await t.state.markSynced(nowS);
   await t.journal.close();
@@ -79,22 +79,22 @@ async function sync(o: ParsedOptions): Promise<number> {
   const t = await openTerminal(o);
   const nowS = Math.floor(Date.now() / 1000);
   let uploaded = 0;
-  let acked = t.ackedSequence;
-  for (;;) {
-    const pending = await t.journal.pending(acked, UPLOAD_BATCH_RECORDS);
-    if (pending.length === 0) break;
-    const records = pending.map((b) => decodeRecord(b));
-    const terminalId = records[0]?.terminalId ?? 0;
-    const answer = await issuer.intake(encodeUploadBatch(terminalId, records));
-    uploaded += answer.stored;
-    if (answer.ackedThrough <= acked) break;
-    acked = answer.ackedThrough;
-    await t.acknowledge(acked);
-  }
+  // The same Uploader a POS runs in the background, here flushed once against the local intake.
+  const uploader = new Uploader(t, {
+    transport: {
+      upload: async (batch) => {
+        const answer = await issuer.intake(batch);
+        uploaded += answer.stored;
+        return { ackedThrough: answer.ackedThrough };
+      },
+    },
+  });
+  await uploader.flush();
+  const acked = t.ackedSequence;
   const lists = issuer.lists();
   await t.state.installTrustList(lists.trustList, nowS);
   await t.state.installDenyList(lists.denyList, nowS);
-  await t.state.installPolicy(lists.policy);
+  await t.state.installPolicy(lists.policy, nowS);
   await t.state.markSynced(nowS);
   const s = t.state.snapshot;
   await t.journal.close();
