@@ -58,12 +58,15 @@ export interface IssueOptions {
   readonly holder: number;
   readonly nowS: number;
   readonly deviceSuite?: SuiteName;
+  /** Certify this existing device key instead of making one (the wallet keeps its own key). */
+  readonly devicePublicKey?: Uint8Array;
 }
 
 /** Issues a 72-hour credential to a new device key, with the demo campus's limits. */
 export async function issueCredential(world: World, o: IssueOptions): Promise<{ device: Signer; credential: Credential }> {
   const deviceSuite = o.deviceSuite ?? 'p256';
   const device = await world.crypto.suite(deviceSuite).generate();
+  const devicePublicKey = o.devicePublicKey ?? device.publicKey;
   const credential = await signCredential(
     {
       issuerSuite: world.suite,
@@ -74,7 +77,7 @@ export async function issueCredential(world: World, o: IssueOptions): Promise<{ 
       campus: 1,
       role: 'student',
       scopes: ['canteen', 'shop', 'bus', 'gate'],
-      devicePublicKey: device.publicKey,
+      devicePublicKey,
       limits: { perPayment: fen(5_000), offlineTotal: fen(20_000), offlineCount: 20 },
       notBefore: o.nowS - 60,
       notAfter: o.nowS + 72 * 3600,

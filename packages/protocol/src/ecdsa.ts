@@ -3,6 +3,7 @@
  * ECDSA signatures are malleable ((r, s) and (r, n − s) both verify); Duet accepts only s ≤ n/2, so
  * every signed object has exactly one valid encoding, and signers normalise before they return.
  */
+import { p256 } from '@noble/curves/nist.js';
 import { toHex } from './bytes.js';
 
 export const P256_N = 0xffffffff00000000ffffffffffffffffbce6faada7179e84f3b9cac2fc632551n;
@@ -43,4 +44,15 @@ export function compressPoint(uncompressed: Uint8Array): Uint8Array {
   out[0] = ((uncompressed[64] as number) & 1) === 1 ? 0x03 : 0x02;
   out.set(uncompressed.subarray(1, 33), 1);
   return out;
+}
+
+/** True when 33 bytes are a SEC1 compressed point on P-256 (prefix 02/03, x on the curve). */
+export function isValidP256PublicKey(pub: Uint8Array): boolean {
+  if (pub.length !== 33 || (pub[0] !== 2 && pub[0] !== 3)) return false;
+  try {
+    p256.Point.fromBytes(pub);
+    return true;
+  } catch {
+    return false;
+  }
 }

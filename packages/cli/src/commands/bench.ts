@@ -8,8 +8,9 @@ import { writeFileSync } from 'node:fs';
 import { cpus } from 'node:os';
 import { benchProtocol } from '../bench/protocol.js';
 import { benchTerminal } from '../bench/terminal.js';
+import { benchWallet } from '../bench/wallet.js';
 import { benchHtml } from '../bench/report.js';
-import { type Command, intOption, parseOptions, str } from '../command.js';
+import { CliError, type Command, intOption, parseOptions, str } from '../command.js';
 
 function gitCommit(): string {
   try {
@@ -23,16 +24,31 @@ export const benchCommand: Command = {
   name: 'bench',
   summary: { en: 'Measure every headline figure against its same-run floor (JSON)', zh: '测量各项核心指标及同次运行的物理下限（JSON）' },
   usage:
-    'duet bench [--seconds N] [--decisions N] [--html FILE]\n  Prints one JSON object; progress goes to stderr. --seconds: time per measurement (default 2).',
+    'duet bench [--only protocol|terminal|wallet] [--seconds N] [--decisions N] [--html FILE]\n  Prints one JSON object; progress goes to stderr. --seconds: time per measurement (default 2).',
   async run(args) {
-    const o = parseOptions(args, { seconds: { type: 'string' }, html: { type: 'string' }, decisions: { type: 'string' } });
+    const o = parseOptions(args, {
+      seconds: { type: 'string' },
+      html: { type: 'string' },
+      decisions: { type: 'string' },
+      only: { type: 'string' },
+    });
     const seconds = intOption(str(o, 'seconds'), 'seconds', 2, 60);
     const html = str(o, 'html');
     const progress = (msg: string): void => {
       process.stderr.write(`[bench] ${msg}\n`);
     };
-    const protocol = await benchProtocol(seconds, progress);
-    const terminal = await benchTerminal(intOption(str(o, 'decisions'), 'decisions', 2_000, 100_000), progress);
+    const only = str(o, 'only');
+    const groups = ['protocol', 'terminal', 'wallet'];
+    if (only !== undefined && !groups.includes(only)) {
+      throw new CliError('bad_arguments', {
+        en: `--only must be one of ${groups.join(', ')}`,
+        zh: `--only 须为 ${groups.join('、')} 之一`,
+      });
+    }
+    const want = (g: string): boolean => only === undefined || only === g;
+    const protocol = want('protocol') ? await benchProtocol(seconds, progress) : {};
+    const wallet = want('wallet') ? await benchWallet(2_000, progress) : {};
+    const terminal = want('terminal') ? await benchTerminal(intOption(str(o, 'decisions'), 'decisions', 2_000, 100_000), progress) : {};
     const figures = {
       meta: {
         date: new Date().toISOString(),
@@ -44,6 +60,7 @@ export const benchCommand: Command = {
       },
       ...protocol,
       ...terminal,
+      ...wallet,
     };
     process.stdout.write(`${JSON.stringify(figures, null, 2)}\n`);
     if (html !== undefined) writeFileSync(html, benchHtml(figures));
