@@ -9,11 +9,12 @@ import { benchCommand } from './commands/bench.js';
 import { codeCommand } from './commands/code.js';
 import { demoCommand } from './commands/demo.js';
 import { issuerCommand } from './commands/issuer.js';
+import { serveCommand } from './commands/serve.js';
 import { terminalCommand } from './commands/terminal.js';
 import { walletCommand } from './commands/wallet.js';
 import { CliError, type Command } from './command.js';
 
-const COMMANDS: readonly Command[] = [demoCommand, terminalCommand, walletCommand, issuerCommand, codeCommand, benchCommand];
+const COMMANDS: readonly Command[] = [demoCommand, serveCommand, terminalCommand, walletCommand, issuerCommand, codeCommand, benchCommand];
 
 function help(): string {
   const width = Math.max(...COMMANDS.map((c) => c.name.length));
@@ -27,6 +28,13 @@ function help(): string {
     ...lines,
     '',
   ].join('\n');
+}
+
+/** Any error of ours that carries a stable code and bilingual words (platform, key store, …). */
+function isTypedError(e: unknown): e is Error & { toJSON(): { code: string; en: string; zh: string } } {
+  if (!(e instanceof Error) || !('toJSON' in e) || typeof e.toJSON !== 'function') return false;
+  const j: unknown = e.toJSON();
+  return typeof j === 'object' && j !== null && 'code' in j && 'en' in j && 'zh' in j && typeof j.code === 'string';
 }
 
 export async function main(argv: readonly string[]): Promise<number> {
@@ -51,7 +59,7 @@ export async function main(argv: readonly string[]): Promise<number> {
   try {
     return await command.run(rest);
   } catch (e) {
-    if (isProtocolError(e) || isWalletError(e) || e instanceof CliError) {
+    if (isProtocolError(e) || isWalletError(e) || e instanceof CliError || isTypedError(e)) {
       process.stderr.write(`${JSON.stringify({ error: e.toJSON() })}\n`);
       return 2;
     }

@@ -15,6 +15,7 @@ export * from './money.js';
 export * from './policy.js';
 export * from './qr.js';
 export * from './record.js';
+export * from './request-auth.js';
 export * from './scene.js';
 export * from './suites.js';
 export * from './terminal-cert.js';

@@ -1,0 +1,11 @@
+/**
+ * @duet/platform: the platform service. `openPlatform` wires storage, keys, auth and routes into a
+ * Fastify server; the modules below are its parts, each usable on its own in tests and tools.
+ */
+export * from './context.js';
+export type { Db, Dialect, Migration, Queryable, SqlValue } from './db/db.js';
+export { openDatabase } from './db/open.js';
+export * from './errors.js';
+export { activationProofMessage } from './registry.js';
+export { ALL_MIGRATIONS, DEFAULT_AGREEMENT, openPlatform, type Platform, type PlatformOptions } from './platform.js';
+export { DEV_KEY_PASSPHRASE, passphraseFromEnv } from './keys.js';

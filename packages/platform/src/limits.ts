@@ -1,0 +1,71 @@
+/**
+ * Every bound of the platform service, with its unit and why. Inputs are checked against these at
+ * the boundary so a mistyped or hostile value is refused with a clear error instead of reaching the
+ * books. A deployment may lower a money cap; raising one is a policy decision worth writing down.
+ */
+
+// ---------------------------------------------------------------------------------------------
+// Ledger
+
+/**
+ * Balance rows of one busy account (a payable, top-up clearing): an entry adds to row `entry id mod
+ * 32`. More rows than concurrent writers (a pool of 10 connections per process, a few processes)
+ * keeps them from colliding; a read sums at most 32 rows. Purses always have exactly one row.
+ */
+export const LEDGER_BALANCE_SHARDS = 32;
+/** Postings in one entry: a payment has at most five legs (subsidy, cash, credit, advance, payable); 16 leaves room for fees and splits. */
+export const LEDGER_POSTINGS_PER_ENTRY_MAX = 16;
+/** An entry kind is a short tag such as `topup` or `online_payment`, not prose. */
+export const LEDGER_KIND_MAX_CHARS = 32;
+/** A reference names the business object behind an entry (`topup:17`, `record:42/1009`). */
+export const LEDGER_REFERENCE_MAX_CHARS = 128;
+/** Who posted: a staff login, `system`, or `terminal:42`. */
+export const LEDGER_CREATED_BY_MAX_CHARS = 64;
+/** A memo or reversal reason: one or two sentences a person reads in a statement or an audit. */
+export const LEDGER_MEMO_MAX_CHARS = 256;
+
+// ---------------------------------------------------------------------------------------------
+// Purses
+
+/**
+ * One top-up, 1,000,000 fen (10,000 yuan): a whole semester of canteen meals is a few thousand
+ * yuan, so anything larger is far more likely a slip (an extra zero at the cashier) than a need,
+ * and a cap bounds what one mistaken or stolen cashier session can put into the books.
+ */
+export const TOPUP_MAX_FEN = 1_000_000;
+/** One subsidy grant, 1,000,000 fen (10,000 yuan): a year of a needy student's meal subsidy is a few thousand yuan. */
+export const SUBSIDY_GRANT_MAX_FEN = 1_000_000;
+/**
+ * A school credit line, 500,000 fen (5,000 yuan): a month of meals is about 1,000-1,500 yuan, so this
+ * covers a semester's gap until a stipend arrives; the school carries the risk, so bound it.
+ */
+export const CREDIT_LINE_MAX_FEN = 500_000;
+/**
+ * The most a cash or subsidy purse may hold, 10,000,000 fen (100,000 yuan). Stored value is a
+ * liability the operator holds for the payer; prepaid-value rules may require a deployment to set
+ * this far lower. It also stops a runaway loop of top-ups from producing an absurd balance.
+ */
+export const PURSE_BALANCE_MAX_FEN = 10_000_000;
+
+/** Idempotency keys: a UUID is 36 characters; 128 allows a caller's own prefix without storing essays. */
+export const IDEMPOTENCY_KEY_MAX_CHARS = 128;
+/** Characters an idempotency key may use: printable, no spaces, safe in logs and URLs. */
+export const IDEMPOTENCY_KEY_PATTERN = /^[A-Za-z0-9._:-]+$/;
+
+// ---------------------------------------------------------------------------------------------
+// Online authorization
+
+/**
+ * The largest amount an online authorization accepts as well-formed: the terminal keypad's own
+ * bound (99,999.99 yuan), so the platform never calls malformed what a cashier could key. The
+ * payer's funds are what really limit it.
+ */
+export const ONLINE_AUTH_AMOUNT_MAX_FEN = 9_999_999;
+/**
+ * How far the payment time the terminal sends may be from the platform's clock. Online
+ * authorization is real time: a code is good for about a minute, and terminals refuse offline use
+ * when their clock has drifted this far, so a larger gap means a stale or forged request.
+ */
+export const ONLINE_AUTH_TIME_SKEW_MAX_S = 300;
+/** Terminal, merchant and holder ids are u48 (as the credential's holder field): exact in JS numbers. */
+export const PLATFORM_ID_MAX = 2 ** 48 - 1;

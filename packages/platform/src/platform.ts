@@ -1,0 +1,128 @@
+/**
+ * The composition root of the platform: opens storage (SQLite by default, PostgreSQL by URL),
+ * applies migrations, opens the key store (keys made at first start, encrypted at rest), bootstraps
+ * a first start (agreement, policy, deny list, the first operator account), and builds the server.
+ */
+import type { CryptoProvider } from '@duet/protocol';
+import type { FastifyInstance } from 'fastify';
+import { PlatformAuth } from './auth.js';
+import { authMigrations } from './auth.js';
+import type { Clock, PlatformContext } from './context.js';
+import type { Db, Migration } from './db/db.js';
+import { openDatabase } from './db/open.js';
+import { holdersMigrations, publishAgreement } from './holders.js';
+import { intakeMigrations } from './intake.js';
+import { issuanceMigrations } from './issuance.js';
+import { KeyStore, keysMigrations } from './keys.js';
+import { ledgerMigrations } from './ledger.js';
+import { latestDenyList, latestPolicy, listsMigrations, publishDenyList, publishPolicy } from './lists.js';
+import { onlineAuthMigrations } from './online-auth.js';
+import { pursesMigrations } from './purses.js';
+import { getTerminal, registryMigrations } from './registry.js';
+import { coreRoutes } from './routes.js';
+import { moneyRoutes } from './routes-money.js';
+import { buildServer } from './server.js';
+import { prefetchKeys } from './signing-keys.js';
+import { currentSettings, settingsMigrations } from './settings.js';
+
+/** Every migration, in the one order both databases apply them. */
+export const ALL_MIGRATIONS: readonly Migration[] = [
+  ...holdersMigrations,
+  ...authMigrations,
+  ...keysMigrations,
+  ...settingsMigrations,
+  ...issuanceMigrations,
+  ...registryMigrations,
+  ...listsMigrations,
+  ...ledgerMigrations,
+  ...pursesMigrations,
+  ...onlineAuthMigrations,
+  ...intakeMigrations,
+];
+
+export const DEFAULT_AGREEMENT = {
+  en:
+    'Offline payment and withholding agreement. I authorise the campus card operator to debit my subsidy purse, my cash purse and, ' +
+    'if the school granted one, my credit line for payments I make offline with my phone, card or face, when the records reach the ' +
+    'platform. If my balance is short, the operator pays the merchant in advance and I owe the difference, which my next top-up repays ' +
+    'first; until it is repaid I cannot pay offline. I can see every record, why I am blocked and what I owe, and dispute any record.',
+  zh:
+    '离线支付与代扣协议。本人授权校园卡运营方在交易记录上传至平台后，从本人的补贴钱包、现金钱包及学校授予的信用额度中扣除本人使用手机、卡片或刷脸离线支付的款项。' +
+    '余额不足时，由运营方先行垫付给商户，差额计为本人欠款，下次充值优先偿还；欠款还清前本人不能离线支付。本人可以查看每一笔记录、被冻结的原因及欠款明细，并可对任何记录提出异议。',
+};
+
+export interface PlatformOptions {
+  /** undefined: SQLite in `dataDir`; or sqlite:PATH, a path, postgres://… */
+  readonly dbUrl?: string;
+  readonly dataDir: string;
+  readonly passphrase: string;
+  readonly crypto: CryptoProvider;
+  readonly clock: Clock;
+  readonly logger?: boolean;
+  readonly metricsToken?: string;
+  /** The first operator account, made only if no staff account exists yet. */
+  readonly firstAdmin?: { readonly username: string; readonly password: string };
+}
+
+export interface Platform {
+  readonly ctx: PlatformContext;
+  readonly keys: KeyStore;
+  readonly app: FastifyInstance;
+  readonly db: Db;
+  close(): Promise<void>;
+}
+
+export async function openPlatform(o: PlatformOptions): Promise<Platform> {
+  const db = await openDatabase(o.dbUrl, o.dataDir);
+  try {
+    await db.migrate(ALL_MIGRATIONS);
+    const keys = await KeyStore.open(db, { passphrase: o.passphrase, crypto: o.crypto, clock: o.clock, migrate: false });
+    const auth = new PlatformAuth({
+      db,
+      crypto: o.crypto,
+      clock: o.clock,
+      terminals: {
+        publicKey: async (terminalId) => {
+          const t = await getTerminal(db, terminalId).catch(() => undefined);
+          if (t === undefined || t.publicKey === null || t.suite === null) return undefined;
+          return { suite: t.suite, publicKey: t.publicKey, status: t.status };
+        },
+      },
+    });
+    const ctx: PlatformContext = { db, crypto: o.crypto, clock: o.clock, keys, trust: keys, auth };
+    await bootstrap(ctx, o.firstAdmin);
+    const app = await buildServer(ctx, [...coreRoutes, ...moneyRoutes(keys)], {
+      ...(o.logger !== undefined ? { logger: o.logger } : {}),
+      ...(o.metricsToken !== undefined ? { metricsToken: o.metricsToken } : {}),
+    });
+    return {
+      ctx,
+      keys,
+      app,
+      db,
+      async close() {
+        await app.close();
+        await db.close();
+      },
+    };
+  } catch (e) {
+    await db.close();
+    throw e;
+  }
+}
+
+/** First start: what a platform needs before any terminal or wallet can use it. Each step runs once. */
+async function bootstrap(ctx: PlatformContext, firstAdmin: PlatformOptions['firstAdmin']): Promise<void> {
+  const t = Math.floor(ctx.clock.nowMs() / 1000);
+  const keys = await prefetchKeys(ctx.keys);
+  await ctx.db.tx(async (q) => {
+    if ((await q.one('SELECT version FROM agreements LIMIT 1')) === undefined)
+      await publishAgreement(q, DEFAULT_AGREEMENT.en, DEFAULT_AGREEMENT.zh, t);
+    await currentSettings(q);
+    if ((await latestPolicy(q)) === undefined) await publishPolicy(q, keys, t);
+    if ((await latestDenyList(q)) === undefined) await publishDenyList(q, keys, t);
+  });
+  if (firstAdmin !== undefined && (await ctx.db.one('SELECT id FROM staff_accounts LIMIT 1')) === undefined) {
+    await ctx.auth.createStaff(firstAdmin.username, firstAdmin.password, 'operator_admin', null);
+  }
+}
