@@ -6,9 +6,11 @@ import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { SCENES, type Scene } from '@duet/protocol';
 import { nodeCrypto } from '@duet/protocol/node';
-import { type Decision, systemClock, Terminal, Uploader } from '@duet/terminal';
+import { type Decision, type OnlineAuthorizer, systemClock, Terminal, Uploader } from '@duet/terminal';
 import { SqliteJournal } from '@duet/terminal/sqlite';
-import { CliError, type Command, intOption, parseOptions, type ParsedOptions, str, toJsonLine } from '../command.js';
+import { CliError, type Command, flag, intOption, parseOptions, type ParsedOptions, str, toJsonLine } from '../command.js';
+import { PlatformClient } from '../platform-client.js';
+import { activate, onlineAuthorizer, PLATFORM_META, syncLists, upload } from '../terminal-platform.js';
 import { dataDir } from '../files.js';
 import { boundedLines } from '../lines.js';
 import { LocalIssuer } from '../local-issuer.js';
@@ -16,10 +18,23 @@ import { LocalIssuer } from '../local-issuer.js';
 /** Longest scanner line we read: an amount, a tab and a code (~330 characters) with ample room. */
 const SCAN_LINE_MAX_CHARS = 2048;
 
-async function openTerminal(o: ParsedOptions): Promise<Terminal> {
+async function openTerminal(o: ParsedOptions, online = false): Promise<Terminal> {
   const dir = dataDir(str(o, 'dir'), 'terminal');
   mkdirSync(dir, { recursive: true, mode: 0o700 });
-  return Terminal.open({ journal: new SqliteJournal(join(dir, 'journal.db')), crypto: nodeCrypto(), clock: systemClock });
+  const journal = new SqliteJournal(join(dir, 'journal.db'));
+  const crypto = nodeCrypto();
+  if (!online || flag(o, 'offline')) return Terminal.open({ journal, crypto, clock: systemClock });
+  // Online first: the authorizer needs the terminal's own identity, so it is bound after opening.
+  let self: Terminal | undefined;
+  const lazy: OnlineAuthorizer = {
+    authorize: async (request, signal) => {
+      const url = self === undefined ? undefined : await platformOf(self);
+      if (self === undefined || url === undefined) throw new Error('no platform configured: decide offline');
+      return onlineAuthorizer(self, new PlatformClient(url, crypto)).authorize(request, signal);
+    },
+  };
+  self = await Terminal.open({ journal, crypto, clock: systemClock, online: lazy });
+  return self;
 }
 
 function print(value: unknown): void {
@@ -41,6 +56,8 @@ function sceneOption(v: string | undefined): Scene {
 }
 
 async function enroll(o: ParsedOptions): Promise<number> {
+  const platformUrl = str(o, 'platform');
+  if (platformUrl !== undefined) return enrollWithPlatform(o, platformUrl);
   const crypto = nodeCrypto();
   const issuer = await LocalIssuer.open(dataDir(str(o, 'issuer'), 'issuer'), crypto);
   const t = await openTerminal(o);
@@ -73,7 +90,58 @@ async function enroll(o: ParsedOptions): Promise<number> {
   return 0;
 }
 
+async function enrollWithPlatform(o: ParsedOptions, platformUrl: string): Promise<number> {
+  const code = str(o, 'code');
+  if (code === undefined) {
+    throw new CliError('bad_arguments', {
+      en: 'Enrolling with a platform needs --code ACTIVATION-CODE',
+      zh: '向平台注册需要 --code 激活码',
+    });
+  }
+  const crypto = nodeCrypto();
+  const t = await openTerminal(o);
+  try {
+    if (t.state.snapshot.identity !== undefined)
+      throw new CliError('exists', { en: 'This terminal is already enrolled', zh: '该终端已注册' });
+    const nowS = Math.floor(Date.now() / 1000);
+    const { terminalId } = await activate(t, new PlatformClient(platformUrl, crypto), crypto, code, nowS);
+    print({ enrolled: true, terminal_id: terminalId, platform: platformUrl });
+  } finally {
+    await t.journal.close();
+  }
+  return 0;
+}
+
+async function platformOf(t: Terminal): Promise<string | undefined> {
+  const raw = await t.journal.getMeta(PLATFORM_META);
+  return raw === undefined ? undefined : new TextDecoder().decode(raw);
+}
+
 async function sync(o: ParsedOptions): Promise<number> {
+  {
+    const t = await openTerminal(o);
+    const url = await platformOf(t);
+    if (url !== undefined) {
+      try {
+        const client = new PlatformClient(url, nodeCrypto());
+        const nowS = Math.floor(Date.now() / 1000);
+        const { uploaded } = await upload(t, client);
+        const lists = await syncLists(t, client, nowS);
+        print({
+          synced: true,
+          platform: url,
+          uploaded,
+          acked_through: t.ackedSequence,
+          deny_list_version: lists.denyVersion,
+          deny_update: lists.denyKind,
+        });
+      } finally {
+        await t.journal.close();
+      }
+      return 0;
+    }
+    await t.journal.close();
+  }
   const crypto = nodeCrypto();
   const issuer = await LocalIssuer.open(dataDir(str(o, 'issuer'), 'issuer'), crypto);
   const t = await openTerminal(o);
@@ -111,7 +179,7 @@ async function pay(o: ParsedOptions): Promise<number> {
       zh: '用法：duet terminal pay --amount 分 --code 付款码',
     });
   }
-  const t = await openTerminal(o);
+  const t = await openTerminal(o, true);
   const d = /^\d{1,15}$/.test(amount) ? await t.pay(Number(amount), code) : await t.pay(Number.NaN, code);
   await t.journal.close();
   print(decisionJson(d));
@@ -119,7 +187,7 @@ async function pay(o: ParsedOptions): Promise<number> {
 }
 
 async function scan(o: ParsedOptions): Promise<number> {
-  const t = await openTerminal(o);
+  const t = await openTerminal(o, true);
   for await (const { line, tooLong } of boundedLines(process.stdin, SCAN_LINE_MAX_CHARS)) {
     if (line.trim() === '' && !tooLong) continue;
     const tab = line.indexOf('\t');
@@ -164,10 +232,12 @@ export const terminalCommand: Command = {
   name: 'terminal',
   summary: { en: 'The headless terminal: enrol, sync, pay, scan, status', zh: '无界面终端：注册、同步、收款、扫码、状态' },
   usage: [
-    'duet terminal enroll [--issuer DIR] [--dir DIR] [--scene canteen|shop|bus|gate] [--merchant N] [--campus N] [--location TEXT]',
-    'duet terminal sync [--issuer DIR] [--dir DIR]      upload records, fetch fresh lists',
-    'duet terminal pay --amount FEN --code TEXT [--dir DIR]   one decision as JSON (exit 0 accepted, 3 declined)',
-    'duet terminal scan [--dir DIR]   read AMOUNT<TAB>CODE lines on stdin, one JSON decision per line',
+    'duet terminal enroll --platform URL --code ACTIVATION-CODE [--dir DIR]   activate against the platform',
+    'duet terminal enroll [--issuer DIR] [--dir DIR] [--scene canteen|shop|bus|gate] [--merchant N] [--campus N] [--location TEXT]   (local issuer)',
+    'duet terminal sync [--dir DIR]      upload records, fetch fresh lists (from the platform it enrolled with, else --issuer DIR)',
+    'duet terminal pay --amount FEN --code TEXT [--dir DIR] [--offline]   one decision as JSON (exit 0 accepted, 3 declined);',
+    '    online first when enrolled with a platform (300 ms budget, then offline by itself); --offline skips it',
+    'duet terminal scan [--dir DIR] [--offline]   read AMOUNT<TAB>CODE lines on stdin, one JSON decision per line',
     'duet terminal status [--dir DIR]',
     '  --dir defaults to ./data/terminal, --issuer to ./data/issuer.',
   ].join('\n'),
@@ -181,6 +251,8 @@ export const terminalCommand: Command = {
       location: { type: 'string' },
       amount: { type: 'string' },
       code: { type: 'string' },
+      platform: { type: 'string' },
+      offline: { type: 'boolean' },
     });
     switch (o.positionals[0]) {
       case 'enroll':

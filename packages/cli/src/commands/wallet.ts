@@ -8,7 +8,9 @@ import { type RenewalTransport, verifyDeviceProof } from '@duet/wallet';
 import { openFileWallet } from '@duet/wallet/node';
 import QRCode from 'qrcode';
 import { CliError, type Command, intOption, parseOptions, type ParsedOptions, str, toJsonLine } from '../command.js';
-import { dataDir } from '../files.js';
+import { join } from 'node:path';
+import { dataDir, readJson, writeFileDurable } from '../files.js';
+import { b64, field, isNum, isStr, PlatformClient, unb64 } from '../platform-client.js';
 import { LocalIssuer } from '../local-issuer.js';
 
 function print(value: unknown): void {
@@ -44,7 +46,98 @@ function localTransport(issuer: LocalIssuer, holder: number): RenewalTransport {
   };
 }
 
+interface WalletPlatform {
+  readonly url: string;
+  readonly holderId: number;
+  readonly token: string;
+  deviceId?: number;
+}
+
+function platformFile(o: ParsedOptions): string {
+  return join(dataDir(str(o, 'dir'), 'wallet'), 'platform.json');
+}
+
+/** The platform as the wallet's renewal transport: challenge, device registration with proof, credential. */
+function platformTransport(client: PlatformClient, p: WalletPlatform, label: string): RenewalTransport {
+  return {
+    async challenge() {
+      return unb64(field(await client.call('POST', '/v1/holder/challenge', { token: p.token }), 'challenge', isStr), 'challenge');
+    },
+    async issue(request) {
+      if (p.deviceId === undefined) {
+        const d = await client.call('POST', '/v1/holder/devices', {
+          token: p.token,
+          json: {
+            suite: request.suite,
+            publicKey: b64(request.devicePublicKey),
+            challenge: b64(request.challenge),
+            proof: b64(request.proof),
+            label,
+          },
+        });
+        p.deviceId = field(d, 'deviceId', isNum);
+      }
+      const c = await client.call('POST', '/v1/holder/credentials', { token: p.token, json: { deviceId: p.deviceId } });
+      return unb64(field(c, 'credential', isStr), 'credential');
+    },
+  };
+}
+
+async function enrollWithPlatform(o: ParsedOptions, url: string): Promise<number> {
+  const holderId = intOption(str(o, 'holder'), 'holder', 0, 2 ** 48 - 1);
+  const password = str(o, 'password') ?? process.env.DUET_HOLDER_PASSWORD;
+  if (holderId === 0 || password === undefined) {
+    throw new CliError('bad_arguments', {
+      en: 'Enrolling needs --holder N and --password (or DUET_HOLDER_PASSWORD)',
+      zh: '注册需要 --holder 编号与 --password（或 DUET_HOLDER_PASSWORD）',
+    });
+  }
+  const client = new PlatformClient(url, nodeCrypto());
+  const login = await client.call('POST', '/v1/holder/login', { json: { holderId, password } });
+  const p: WalletPlatform = { url, holderId, token: field(login, 'token', isStr) };
+  const label = str(o, 'label') ?? 'duet wallet (command line)';
+  const agreement = await client.call('GET', '/v1/holder/agreement', { token: p.token });
+  await client.call('POST', '/v1/holder/agreement', {
+    token: p.token,
+    json: { version: field(agreement, 'version', isNum), device: label },
+  });
+  const wallet = await open(o);
+  try {
+    const c = await wallet.renew(platformTransport(client, p, label));
+    writeFileDurable(platformFile(o), `${JSON.stringify(p)}\n`);
+    print({
+      enrolled: true,
+      platform: url,
+      holder: holderId,
+      serial: c.serial,
+      not_after: new Date(c.notAfter * 1000).toISOString(),
+      limits: c.limits,
+    });
+  } finally {
+    await wallet.close();
+  }
+  return 0;
+}
+
+async function renew(o: ParsedOptions): Promise<number> {
+  const p = readJson(platformFile(o), {
+    en: 'platform enrolment (run `duet wallet enroll --platform URL`)',
+    zh: '平台注册信息（请先运行 `duet wallet enroll --platform URL`）',
+  }) as WalletPlatform;
+  const wallet = await open(o);
+  try {
+    const c = await wallet.renew(platformTransport(new PlatformClient(p.url, nodeCrypto()), p, 'duet wallet (command line)'));
+    writeFileDurable(platformFile(o), `${JSON.stringify(p)}\n`);
+    print({ renewed: true, serial: c.serial, not_after: new Date(c.notAfter * 1000).toISOString(), limits: c.limits });
+  } finally {
+    await wallet.close();
+  }
+  return 0;
+}
+
 async function enroll(o: ParsedOptions): Promise<number> {
+  const url = str(o, 'platform');
+  if (url !== undefined) return enrollWithPlatform(o, url);
   const issuer = await LocalIssuer.open(dataDir(str(o, 'issuer'), 'issuer'), nodeCrypto());
   const wallet = await open(o);
   try {
@@ -88,7 +181,9 @@ export const walletCommand: Command = {
   name: 'wallet',
   summary: { en: 'The headless wallet: enrol, make an offline code, status', zh: '无界面钱包：注册、生成离线付款码、状态' },
   usage: [
-    'duet wallet enroll [--issuer DIR] [--dir DIR] [--holder N]   new device key, proof of possession, credential',
+    'duet wallet enroll --platform URL --holder N [--password P] [--dir DIR]   sign in, accept the agreement, prove the device key, get a credential',
+    'duet wallet enroll [--issuer DIR] [--dir DIR] [--holder N]   the same against a local issuer (development)',
+    'duet wallet renew [--dir DIR]                                 a fresh credential from the platform it enrolled with',
     'duet wallet code [--dir DIR] [--png FILE]                     one offline code as QR text (and a PNG)',
     'duet wallet status [--dir DIR]                                what is left, when it expires, whether to renew',
     '  --dir defaults to ./data/wallet, --issuer to ./data/issuer.',
@@ -99,6 +194,9 @@ export const walletCommand: Command = {
       issuer: { type: 'string' },
       holder: { type: 'string' },
       png: { type: 'string' },
+      platform: { type: 'string' },
+      password: { type: 'string' },
+      label: { type: 'string' },
     });
     switch (o.positionals[0]) {
       case 'enroll':
@@ -107,8 +205,13 @@ export const walletCommand: Command = {
         return code(o);
       case 'status':
         return status(o);
+      case 'renew':
+        return renew(o);
       default:
-        throw new CliError('bad_arguments', { en: 'Usage: duet wallet enroll|code|status', zh: '用法：duet wallet enroll|code|status' });
+        throw new CliError('bad_arguments', {
+          en: 'Usage: duet wallet enroll|renew|code|status',
+          zh: '用法：duet wallet enroll|renew|code|status',
+        });
     }
   },
 };
