@@ -9,5 +9,7 @@ export default defineConfig({
     testTimeout: 60_000,
     hookTimeout: 120_000,
     pool: 'forks',
+    // One private PostgreSQL cluster for the whole run (packages/platform/test/pg-harness.ts).
+    globalSetup: ['packages/platform/test/global-setup.ts'],
   },
 });

@@ -178,3 +178,20 @@ export async function acceptedCurrent(
   );
   return r === undefined ? undefined : { version: Number(r.version), acceptedAt: Number(r.accepted_at), device: String(r.device) };
 }
+
+/** Whether each holder may pay now (online authorization's holder check, for a batch at once). */
+export async function holderStandings(
+  q: Queryable,
+  ids: readonly number[],
+): Promise<ReadonlyMap<number, { readonly active: true } | { readonly active: false; readonly detail: string }>> {
+  const out = new Map<number, { readonly active: true } | { readonly active: false; readonly detail: string }>();
+  const unique = [...new Set(ids)];
+  for (let i = 0; i < unique.length; i += 500) {
+    const chunk = unique.slice(i, i + 500);
+    const rows = await q.all(`SELECT id, status, block_reason FROM holders WHERE id IN (${chunk.map(() => '?').join(', ')})`, chunk);
+    for (const r of rows) {
+      out.set(Number(r.id), r.status === 'active' ? { active: true } : { active: false, detail: String(r.block_reason ?? r.status) });
+    }
+  }
+  return out;
+}

@@ -12,6 +12,8 @@ export type Access =
   | { readonly kind: 'public' }
   | { readonly kind: 'staff'; readonly roles: readonly StaffRole[] }
   | { readonly kind: 'holder' }
+  /** Anyone signed in: a staff member of any role or a holder (signing out). */
+  | { readonly kind: 'session' }
   /** A staff member of these roles, or the holder named by the :id parameter. */
   | { readonly kind: 'staff_or_self'; readonly roles: readonly StaffRole[] }
   | { readonly kind: 'terminal' }
@@ -73,6 +75,8 @@ export function allowed(access: Access, principal: Principal | undefined, params
       return principal?.kind === 'staff' && access.roles.includes(principal.role);
     case 'holder':
       return principal?.kind === 'holder';
+    case 'session':
+      return principal?.kind === 'staff' || principal?.kind === 'holder';
     case 'terminal':
       return principal?.kind === 'terminal';
     case 'staff_or_self':

@@ -9,3 +9,4 @@ export * from './errors.js';
 export { activationProofMessage } from './registry.js';
 export { ALL_MIGRATIONS, DEFAULT_AGREEMENT, openPlatform, type Platform, type PlatformOptions } from './platform.js';
 export { DEV_KEY_PASSPHRASE, passphraseFromEnv } from './keys.js';
+export { seedCredential, seedHolder, seedTerminal, type SeedHolder } from './seed.js';

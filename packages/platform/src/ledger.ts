@@ -37,10 +37,12 @@
  * happened (a record uploaded a day late keeps its own time, DESIGN §16). Both are seconds.
  */
 import { FEN_MAX, type Fen, fen, TIME_MAX_S } from '@duet/protocol';
-import type { Dialect, Migration, Queryable, SqlValue } from './db/db.js';
+import { type Dialect, type Migration, type Queryable, type Row, type SqlValue, StorageConstraintError } from './db/db.js';
 import { ApiError } from './errors.js';
 import {
   LEDGER_BALANCE_SHARDS,
+  LEDGER_BATCH_ENTRIES_MAX,
+  LEDGER_BATCH_POSTINGS_MAX,
   LEDGER_CREATED_BY_MAX_CHARS,
   LEDGER_KIND_MAX_CHARS,
   LEDGER_MEMO_MAX_CHARS,
@@ -197,49 +199,132 @@ function appendOnlyTriggers(d: Dialect): string[] {
  * each a non-zero integer within ±FEN_MAX on a distinct, existing account; the sum is zero; no
  * balance leaves ±FEN_MAX; no purse goes below zero (ApiError insufficient_funds). Any refusal
  * throws ApiError, and the caller must let its transaction roll back (never catch and go on).
+ * An entry whose (kind, reference) was posted before is refused (ApiError conflict).
  */
 export async function post(q: Queryable, entry: NewEntry): Promise<EntryId> {
-  return insertEntry(q, entry, null);
+  const [id] = await postMany(q, [entry]);
+  if (id === undefined) throw new Error('ledger: postMany returned no id');
+  return id;
 }
 
-async function insertEntry(q: Queryable, entry: NewEntry, reverses: EntryId | null): Promise<EntryId> {
-  checkEntryShape(entry);
-  const accounts = await readAccounts(
+/**
+ * Posts several entries, in order, with a fixed number of statements whatever their number (one
+ * read of the accounts, one of the purse balances, one insert each for entries, postings and
+ * balances): what online authorization batches and clearing need. All or nothing, with the checks
+ * of `post` applied to each entry in turn (a later entry sees the earlier ones' effect on a purse).
+ * Resolves with the entry ids in the order given.
+ */
+export async function postMany(q: Queryable, entries: readonly NewEntry[]): Promise<EntryId[]> {
+  return insertEntries(
     q,
-    entry.postings.map((p) => p.account),
+    entries.map((entry) => ({ entry, reverses: null })),
   );
-  // Everything is checked before the first write, so a refusal leaves the transaction untouched
-  // even if a caller (wrongly) catches it and goes on.
-  for (const p of entry.postings) {
-    const a = accounts.get(p.account);
-    if (a === undefined) throw invalid(`unknown account ${p.account}`);
-    if (a.balance !== undefined) checkNewBalance(a, a.balance + p.amount);
+}
+
+interface Pending {
+  readonly entry: NewEntry;
+  readonly reverses: EntryId | null;
+}
+
+async function insertEntries(q: Queryable, batch: readonly Pending[]): Promise<EntryId[]> {
+  const accounts = await checkBatch(q, batch);
+  if (batch.length === 0) return [];
+  const ids = await insertEntryRows(q, batch);
+  const postings = batch.flatMap(({ entry }, i) => entry.postings.map((p, line) => [ids[i] ?? 0, line, p.account, p.amount]));
+  await q.run(`INSERT INTO ledger_postings (entry_id, line, account_id, amount) VALUES ${marks(postings.length, 4)}`, postings.flat());
+  // One balance row change per (account, shard): a busy account's entries of this batch all go to
+  // the shard of the batch's first entry, so the batch touches one of its rows.
+  const shard = (ids[0] ?? 0) % LEDGER_BALANCE_SHARDS;
+  const deltas = new Map<string, { account: AccountState; shard: number; delta: number }>();
+  for (const { entry } of batch) {
+    for (const p of entry.postings) {
+      const account = accounts.get(p.account);
+      if (account === undefined) throw new Error(`ledger: account ${p.account} vanished`);
+      const s = account.balance === undefined ? shard : 0;
+      const key = `${p.account}/${s}`;
+      const d = deltas.get(key);
+      deltas.set(key, { account, shard: s, delta: (d?.delta ?? 0) + p.amount });
+    }
   }
-  const row = await q.one<{ id: number }>(
-    'INSERT INTO ledger_entries (posted_at, effective_at, kind, reference, created_by, memo, reverses) VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (kind, reference) DO NOTHING RETURNING id',
-    [entry.postedAtS, entry.effectiveAtS, entry.kind, entry.reference, entry.createdBy, entry.memo ?? '', reverses],
+  const changes = [...deltas.values()].filter((d) => d.delta !== 0);
+  if (changes.length === 0) return ids;
+  const after = await q.all(
+    `INSERT INTO ledger_balances (account_id, shard, balance) VALUES ${marks(changes.length, 3)}
+     ON CONFLICT (account_id, shard) DO UPDATE SET balance = ledger_balances.balance + excluded.balance RETURNING account_id, balance`,
+    changes.flatMap((d) => [d.account.id, d.shard, d.delta]),
   );
-  if (row === undefined) throw new ApiError('conflict', `ledger: an entry ${entry.kind} ${entry.reference ?? ''} was already posted`);
-  const id = int(row.id, 'entry id') as EntryId;
-  const values: SqlValue[] = entry.postings.flatMap((p, line) => [id, line, p.account, p.amount]);
-  await q.run(
-    `INSERT INTO ledger_postings (entry_id, line, account_id, amount) VALUES ${entry.postings.map(() => '(?, ?, ?, ?)').join(', ')}`,
-    values,
-  );
-  for (const p of entry.postings) {
-    const a = accounts.get(p.account);
-    if (a === undefined) throw new Error(`ledger: account ${p.account} vanished`);
-    const shard = a.balance === undefined ? id % LEDGER_BALANCE_SHARDS : 0;
-    const after = await q.one(
-      `INSERT INTO ledger_balances (account_id, shard, balance) VALUES (?, ?, ?)
-       ON CONFLICT (account_id, shard) DO UPDATE SET balance = ledger_balances.balance + excluded.balance RETURNING balance`,
-      [p.account, shard, p.amount],
+  // Re-check what was written: a purse row was read in checkBatch and, under SERIALIZABLE or on
+  // SQLite, cannot have moved since, so this is an assertion. A violation throws; the caller's
+  // transaction rolls back.
+  for (const r of after) {
+    const account = accounts.get(int(r.account_id, 'account id'));
+    if (account?.balance !== undefined) checkNewBalance(account, int(r.balance, 'balance'));
+  }
+  return ids;
+}
+
+/**
+ * Every check of a batch, before anything is written: shapes, accounts, and each purse's balance
+ * entry after entry. Returns the accounts, with the purse balances as read.
+ */
+async function checkBatch(q: Queryable, batch: readonly Pending[]): Promise<Map<number, AccountState>> {
+  if (batch.length > LEDGER_BATCH_ENTRIES_MAX) throw invalid(`${batch.length} entries in one batch, at most ${LEDGER_BATCH_ENTRIES_MAX}`);
+  const references = new Set<string>();
+  let postings = 0;
+  for (const { entry } of batch) {
+    checkEntryShape(entry);
+    postings += entry.postings.length;
+    if (entry.reference === null) continue;
+    const key = `${entry.kind}\n${entry.reference}`;
+    if (references.has(key)) throw new ApiError('conflict', `ledger: entry ${entry.kind} ${entry.reference} appears twice in one batch`);
+    references.add(key);
+  }
+  if (postings > LEDGER_BATCH_POSTINGS_MAX) throw invalid(`${postings} postings in one batch, at most ${LEDGER_BATCH_POSTINGS_MAX}`);
+  const ids = [...new Set(batch.flatMap(({ entry }) => entry.postings.map((p) => p.account)))];
+  const accounts = ids.length === 0 ? new Map<number, AccountState>() : await readAccounts(q, ids);
+  const running = new Map<number, number>();
+  for (const { entry } of batch) {
+    for (const p of entry.postings) {
+      const a = accounts.get(p.account);
+      if (a === undefined) throw invalid(`unknown account ${p.account}`);
+      if (a.balance === undefined) continue;
+      const next = (running.get(a.id) ?? a.balance) + p.amount;
+      checkNewBalance(a, next);
+      running.set(a.id, next);
+    }
+  }
+  return accounts;
+}
+
+/** Inserts the entry rows in one statement; a (kind, reference) posted before is a conflict. */
+async function insertEntryRows(q: Queryable, batch: readonly Pending[]): Promise<EntryId[]> {
+  let rows: Row[];
+  try {
+    rows = await q.all(
+      `INSERT INTO ledger_entries (posted_at, effective_at, kind, reference, created_by, memo, reverses) VALUES ${marks(batch.length, 7)} RETURNING id, kind, reference`,
+      batch.flatMap(({ entry: e, reverses }) => [e.postedAtS, e.effectiveAtS, e.kind, e.reference, e.createdBy, e.memo ?? '', reverses]),
     );
-    // Re-check what was written (a purse row was read above; under SERIALIZABLE or SQLite it cannot
-    // have moved since, so this is an assertion): a violation throws and the transaction rolls back.
-    if (a.balance !== undefined) checkNewBalance(a, int(after?.balance, 'balance'));
+  } catch (e) {
+    // The failed statement has already poisoned the transaction on both dialects: nothing commits.
+    if (e instanceof StorageConstraintError && e.kind === 'unique')
+      throw new ApiError('conflict', 'ledger: an entry with this kind and reference was already posted');
+    throw e;
   }
-  return id;
+  // Ids are assigned in row order within one statement on both dialects, so ascending ids are the
+  // given order; the kind and reference of each row prove it, or the batch is refused.
+  const sorted = rows.map((r) => ({ id: int(r.id, 'entry id'), kind: r.kind, reference: r.reference })).sort((a, b) => a.id - b.id);
+  if (sorted.length !== batch.length) throw new Error(`ledger: ${batch.length} entries inserted, ${sorted.length} ids returned`);
+  return sorted.map((r, i) => {
+    const e = batch[i]?.entry;
+    if (e === undefined || r.kind !== e.kind || r.reference !== e.reference) throw new Error('ledger: entry ids came back out of order');
+    return r.id as EntryId;
+  });
+}
+
+/** `(?, ?, ?), (?, ?, ?)` for `rows` rows of `columns` placeholders. */
+function marks(rows: number, columns: number): string {
+  const one = `(${Array.from({ length: columns }, () => '?').join(', ')})`;
+  return Array.from({ length: rows }, () => one).join(', ');
 }
 
 function checkEntryShape(e: NewEntry): void {
@@ -332,19 +417,22 @@ export async function reverse(q: Queryable, entryId: EntryId, r: Reversal): Prom
   const already = await q.one('SELECT id FROM ledger_entries WHERE reverses = ?', [entryId]);
   if (already !== undefined) throw new ApiError('conflict', `entry ${entryId} was already reversed by entry ${String(already.id)}`);
   const legs = await q.all('SELECT account_id, amount FROM ledger_postings WHERE entry_id = ? ORDER BY line', [entryId]);
-  return insertEntry(
-    q,
+  const [id] = await insertEntries(q, [
     {
-      kind: 'reversal',
-      reference: `entry:${entryId}`,
-      postedAtS: r.postedAtS,
-      effectiveAtS: r.postedAtS,
-      createdBy: r.by,
-      memo: r.reason,
-      postings: legs.map((l) => ({ account: int(l.account_id, 'account id') as AccountId, amount: fen(-int(l.amount, 'amount')) })),
+      entry: {
+        kind: 'reversal',
+        reference: `entry:${entryId}`,
+        postedAtS: r.postedAtS,
+        effectiveAtS: r.postedAtS,
+        createdBy: r.by,
+        memo: r.reason,
+        postings: legs.map((l) => ({ account: int(l.account_id, 'account id') as AccountId, amount: fen(-int(l.amount, 'amount')) })),
+      },
+      reverses: entryId,
     },
-    entryId,
-  );
+  ]);
+  if (id === undefined) throw new Error('ledger: reversal returned no id');
+  return id;
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -385,15 +473,30 @@ export async function findHolderAccounts(q: Queryable, holderId: number): Promis
 
 /** A merchant's payable account, created on first use. */
 export async function merchantPayable(q: Queryable, merchantId: number): Promise<AccountId> {
-  checkOwnerId(merchantId, 'merchant id');
-  const find = () => q.one('SELECT id FROM ledger_accounts WHERE kind = ? AND owner = ?', ['merchant_payable', merchantId]);
-  let row = await find();
-  if (row === undefined) {
-    await createAccounts(q, ['merchant_payable'], merchantId);
-    row = await find();
-  }
-  if (row === undefined) throw new Error(`ledger: payable of merchant ${merchantId} missing right after creation`);
-  return int(row.id, 'account id') as AccountId;
+  const id = (await merchantPayables(q, [merchantId])).get(merchantId);
+  if (id === undefined) throw new Error(`ledger: payable of merchant ${merchantId} missing right after creation`);
+  return id;
+}
+
+/** Several merchants' payable accounts, created on first use, keyed by merchant id. */
+export async function merchantPayables(q: Queryable, merchantIds: readonly number[]): Promise<Map<number, AccountId>> {
+  const unique = [...new Set(merchantIds)];
+  for (const m of unique) checkOwnerId(m, 'merchant id');
+  if (unique.length > LEDGER_BATCH_ENTRIES_MAX)
+    throw invalid(`${unique.length} merchants in one read, at most ${LEDGER_BATCH_ENTRIES_MAX}`);
+  const find = async () => {
+    if (unique.length === 0) return new Map<number, AccountId>();
+    const rows = await q.all(`SELECT id, owner FROM ledger_accounts WHERE kind = ? AND owner IN (${unique.map(() => '?').join(', ')})`, [
+      'merchant_payable',
+      ...unique,
+    ]);
+    return new Map(rows.map((r) => [int(r.owner, 'owner'), int(r.id, 'account id') as AccountId]));
+  };
+  const found = await find();
+  const missing = unique.filter((m) => !found.has(m));
+  if (missing.length === 0) return found;
+  for (const m of missing) await createAccounts(q, ['merchant_payable'], m);
+  return find();
 }
 
 /** One of the operator's own accounts (made by the migration). */
@@ -450,38 +553,65 @@ export interface HolderBalances {
  * are locked (FOR UPDATE) until the transaction ends, so a check-then-debit cannot interleave with
  * another; SQLite needs no lock, as its write transactions already run one at a time.
  */
-export async function holderBalances(
+export async function holderBalances(q: Queryable, holderId: number, opts: { readonly lockFor?: Dialect } = {}): Promise<HolderPurseState> {
+  const one = (await holderBalancesMany(q, [holderId], opts)).get(holderId);
+  if (one === undefined) throw new Error('ledger: holderBalancesMany lost a holder');
+  return one;
+}
+
+export type HolderPurseState = HolderBalances & { readonly accounts?: HolderAccounts };
+
+/** holderBalances for several holders in one statement (at most LEDGER_BATCH_ENTRIES_MAX), keyed by holder id. */
+export async function holderBalancesMany(
   q: Queryable,
-  holderId: number,
+  holderIds: readonly number[],
   opts: { readonly lockFor?: Dialect } = {},
-): Promise<HolderBalances & { readonly accounts?: HolderAccounts }> {
+): Promise<Map<number, HolderPurseState>> {
+  const unique = [...new Set(holderIds)];
+  if (unique.length > LEDGER_BATCH_ENTRIES_MAX) throw invalid(`${unique.length} holders in one read, at most ${LEDGER_BATCH_ENTRIES_MAX}`);
   const lock = opts.lockFor?.name === 'postgres' ? ' FOR UPDATE OF b' : '';
-  const rows = await q.all(
-    `SELECT a.id, a.kind, b.balance FROM ledger_accounts a JOIN ledger_balances b ON b.account_id = a.id AND b.shard = 0
-     WHERE a.owner = ? AND a.kind IN (${HOLDER_KINDS.map(() => '?').join(', ')})${lock}`,
-    [holderId, ...HOLDER_KINDS],
-  );
-  const bal = new Map<string, { id: AccountId; balance: Fen }>();
+  const rows =
+    unique.length === 0
+      ? []
+      : await q.all(
+          `SELECT a.id, a.kind, a.owner, b.balance FROM ledger_accounts a JOIN ledger_balances b ON b.account_id = a.id AND b.shard = 0
+           WHERE a.kind IN (${HOLDER_KINDS.map(() => '?').join(', ')}) AND a.owner IN (${unique.map(() => '?').join(', ')})${lock}`,
+          [...HOLDER_KINDS, ...unique],
+        );
+  const byHolder = new Map<number, Map<string, { id: AccountId; balance: Fen }>>();
   for (const r of rows) {
     const kind = accountKind(r.kind);
-    bal.set(kind, {
+    const owner = int(r.owner, 'owner');
+    const m = byHolder.get(owner) ?? new Map<string, { id: AccountId; balance: Fen }>();
+    m.set(kind, {
       id: int(r.id, 'account id') as AccountId,
       balance: normalBalance(int(r.balance, 'balance'), ACCOUNT_KINDS[kind].normal),
     });
+    byHolder.set(owner, m);
   }
   const zero = fen(0);
-  const cash = bal.get('holder_cash');
-  const subsidy = bal.get('holder_subsidy');
-  const creditUsed = bal.get('holder_credit_used');
-  const arrears = bal.get('holder_arrears');
-  const out = {
-    cash: cash?.balance ?? zero,
-    subsidy: subsidy?.balance ?? zero,
-    creditUsed: creditUsed?.balance ?? zero,
-    arrears: arrears?.balance ?? zero,
-  };
-  if (cash === undefined || subsidy === undefined || creditUsed === undefined || arrears === undefined) return out;
-  return { ...out, accounts: { cash: cash.id, subsidy: subsidy.id, creditUsed: creditUsed.id, arrears: arrears.id } };
+  const out = new Map<number, HolderPurseState>();
+  for (const h of unique) {
+    const m = byHolder.get(h);
+    const cash = m?.get('holder_cash');
+    const subsidy = m?.get('holder_subsidy');
+    const creditUsed = m?.get('holder_credit_used');
+    const arrears = m?.get('holder_arrears');
+    const balances = {
+      cash: cash?.balance ?? zero,
+      subsidy: subsidy?.balance ?? zero,
+      creditUsed: creditUsed?.balance ?? zero,
+      arrears: arrears?.balance ?? zero,
+    };
+    const complete = cash !== undefined && subsidy !== undefined && creditUsed !== undefined && arrears !== undefined;
+    out.set(
+      h,
+      complete
+        ? { ...balances, accounts: { cash: cash.id, subsidy: subsidy.id, creditUsed: creditUsed.id, arrears: arrears.id } }
+        : balances,
+    );
+  }
+  return out;
 }
 
 export interface LedgerAudit {

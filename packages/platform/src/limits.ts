@@ -15,6 +15,10 @@
 export const LEDGER_BALANCE_SHARDS = 32;
 /** Postings in one entry: a payment has at most five legs (subsidy, cash, credit, advance, payable); 16 leaves room for fees and splits. */
 export const LEDGER_POSTINGS_PER_ENTRY_MAX = 16;
+/** Entries in one postMany: a clearing batch of 1,000 records, in one transaction that stays short. */
+export const LEDGER_BATCH_ENTRIES_MAX = 1_000;
+/** Postings in one postMany: 4 parameters each, so 20,000 parameters, under SQLite's 32,766 per statement. */
+export const LEDGER_BATCH_POSTINGS_MAX = 5_000;
 /** An entry kind is a short tag such as `topup` or `online_payment`, not prose. */
 export const LEDGER_KIND_MAX_CHARS = 32;
 /** A reference names the business object behind an entry (`topup:17`, `record:42/1009`). */
@@ -67,5 +71,17 @@ export const ONLINE_AUTH_AMOUNT_MAX_FEN = 9_999_999;
  * when their clock has drifted this far, so a larger gap means a stale or forged request.
  */
 export const ONLINE_AUTH_TIME_SKEW_MAX_S = 300;
+/**
+ * Online authorizations decided in one transaction (group commit). A batch of 64 is a few
+ * milliseconds of work, so the last request of a full batch still answers well inside a terminal's
+ * 300 ms budget, and the transaction holds its locks only that long.
+ */
+export const ONLINE_AUTH_BATCH_MAX = 64;
+/**
+ * Authorizations waiting for a transaction in one process: 2,000 is two seconds at the 1,000/s
+ * target, by which time the terminal has long given up and decided offline; past it the platform
+ * answers 503 at once rather than let memory and latency grow without bound.
+ */
+export const ONLINE_AUTH_QUEUE_MAX = 2_000;
 /** Terminal, merchant and holder ids are u48 (as the credential's holder field): exact in JS numbers. */
 export const PLATFORM_ID_MAX = 2 ** 48 - 1;

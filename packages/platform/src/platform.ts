@@ -5,11 +5,12 @@
  */
 import type { CryptoProvider } from '@duet/protocol';
 import type { FastifyInstance } from 'fastify';
-import { PlatformAuth } from './auth.js';
+import { memoryReplayStore, PlatformAuth } from './auth.js';
 import { authMigrations } from './auth.js';
 import type { Clock, PlatformContext } from './context.js';
 import type { Db, Migration } from './db/db.js';
 import { openDatabase } from './db/open.js';
+import { ApiError } from './errors.js';
 import { holdersMigrations, publishAgreement } from './holders.js';
 import { intakeMigrations } from './intake.js';
 import { issuanceMigrations } from './issuance.js';
@@ -81,9 +82,15 @@ export async function openPlatform(o: PlatformOptions): Promise<Platform> {
       db,
       crypto: o.crypto,
       clock: o.clock,
+      replay: memoryReplayStore(),
       terminals: {
         publicKey: async (terminalId) => {
-          const t = await getTerminal(db, terminalId).catch(() => undefined);
+          // Only "no such terminal" means no key; storage being down must stay a 503, not a 401
+          // that would tell a terminal it is unknown.
+          const t = await getTerminal(db, terminalId).catch((e: unknown) => {
+            if (e instanceof ApiError && e.code === 'not_found') return undefined;
+            throw e;
+          });
           if (t === undefined || t.publicKey === null || t.suite === null) return undefined;
           return { suite: t.suite, publicKey: t.publicKey, status: t.status };
         },

@@ -116,6 +116,18 @@ export async function creditLimitOf(q: Queryable, holderId: number): Promise<Fen
   return fen(row === undefined ? 0 : int(row.credit_limit, 'credit_limit'));
 }
 
+/** creditLimitOf for several holders in one statement; a holder without a line is absent (0). */
+export async function creditLimitsOf(q: Queryable, holderIds: readonly number[]): Promise<Map<number, Fen>> {
+  const unique = [...new Set(holderIds)];
+  if (unique.length === 0) return new Map();
+  const rows = await q.all(
+    `SELECT holder_id, credit_limit FROM credit_lines WHERE id IN
+     (SELECT MAX(id) FROM credit_lines WHERE holder_id IN (${unique.map(() => '?').join(', ')}) GROUP BY holder_id)`,
+    unique,
+  );
+  return new Map(rows.map((r) => [int(r.holder_id, 'holder_id'), fen(int(r.credit_limit, 'credit_limit'))]));
+}
+
 // ---------------------------------------------------------------------------------------------
 // Top-up
 

@@ -6,6 +6,8 @@
 import {
   checkCodeFreshness,
   checkCredentialValidity,
+  CredentialCache,
+  type TrustList,
   decodeCode,
   decodeTrustList,
   isProtocolError,
@@ -16,14 +18,14 @@ import {
 import { type Static, Type } from '@sinclair/typebox';
 import { nowS } from './context.js';
 import { ApiError } from './errors.js';
-import { getHolder } from './holders.js';
+import { getHolder, holderStandings } from './holders.js';
 import { b64, type Call, fromB64, holderOf, type Route, staffOf, terminalOf } from './http.js';
 import { takeBatch } from './intake.js';
 import type { KeyStore } from './keys.js';
-import { authorizeOnline } from './online-auth.js';
+import { OnlineAuthorizer } from './online-auth.js';
 import { grantSubsidy, purses, setCreditLine, topUp } from './purses.js';
 import { getTerminal, touchTerminal } from './registry.js';
-import { currentSettings } from './settings.js';
+import { currentSettings, type RiskSettings } from './settings.js';
 
 const IdParams = Type.Object({ id: Type.String({ pattern: '^[1-9][0-9]{0,14}$' }) }, { additionalProperties: false });
 const IdemKey = Type.String({ minLength: 8, maxLength: 100, pattern: '^[A-Za-z0-9._:-]+$' });
@@ -65,14 +67,32 @@ const RoleBody = Type.Object(
 
 const idParam = (call: Call): number => Number(call.params.id);
 
+/** How long the authorize path reuses the decoded trust list and settings: a rotation or a new policy shows within this. */
+const HOT_CACHE_MS = 5_000;
+
+/** Per-server caches for the online-authorization hot path. */
+interface Hot {
+  readonly credentials: CredentialCache;
+  /** Group commit: concurrent authorizations share one transaction and one fsync. */
+  authorizer?: OnlineAuthorizer;
+  trust?: { at: number; list: TrustList; settings: RiskSettings };
+}
+
 /** Verifies a code online as a terminal would offline, against the platform's current trust list and settings. */
-async function verifiedCode(call: Call, codeB64: string) {
+async function verifiedCode(call: Call, codeB64: string, hot: Hot) {
   const t = nowS(call.ctx);
   try {
     const code = decodeCode(fromB64(codeB64, 'code', 400));
-    const trust = decodeTrustList((await call.ctx.trust.current()).bytes);
-    const { settings } = await currentSettings(call.ctx.db);
-    await verifyCredentialSignature(code.credential, trust, call.ctx.crypto);
+    const nowMs = call.ctx.clock.nowMs();
+    if (hot.trust === undefined || nowMs - hot.trust.at > HOT_CACHE_MS || nowMs < hot.trust.at) {
+      hot.trust = {
+        at: nowMs,
+        list: decodeTrustList((await call.ctx.trust.current()).bytes),
+        settings: (await currentSettings(call.ctx.db)).settings,
+      };
+    }
+    const { list: trust, settings } = hot.trust;
+    await verifyCredentialSignature(code.credential, trust, call.ctx.crypto, hot.credentials);
     await verifyCodeSignature(code, call.ctx.crypto);
     checkCredentialValidity(code.credential, t, settings.clockSkewS);
     checkCodeFreshness(code, t, { windowS: settings.codeWindowS, skewS: settings.clockSkewS });
@@ -84,6 +104,7 @@ async function verifiedCode(call: Call, codeB64: string) {
 }
 
 export function moneyRoutes(keys: KeyStore): Route[] {
+  const hot: Hot = { credentials: new CredentialCache(50_000) };
   return [
     {
       method: 'POST',
@@ -160,14 +181,14 @@ export function moneyRoutes(keys: KeyStore): Route[] {
         const terminalId = terminalOf(call);
         const b = call.body as Static<typeof AuthorizeBody>;
         const terminal = await getTerminal(call.ctx.db, terminalId);
-        const code = await verifiedCode(call, b.code);
+        const code = await verifiedCode(call, b.code, hot);
         if ('declined' in code) return { approved: false, reason: 'declined_online', detail: `code: ${code.declined}` };
         const c = code.credential;
         const status = await call.ctx.db.one('SELECT status FROM credentials WHERE serial = ?', [c.serial]);
         if (status !== undefined && status.status !== 'active')
           return { approved: false, reason: 'declined_online', detail: `credential ${c.serial} is ${String(status.status)}` };
-        return authorizeOnline(
-          call.ctx.db,
+        hot.authorizer ??= new OnlineAuthorizer(call.ctx.db, { holderCheck: holderStandings });
+        return hot.authorizer.authorize(
           {
             terminalId,
             merchantId: terminal.merchantId,
@@ -178,13 +199,6 @@ export function moneyRoutes(keys: KeyStore): Route[] {
             time: b.time,
           },
           nowS(call.ctx),
-          {
-            holderCheck: async (q, holderId) => {
-              const h = await q.one('SELECT status, block_reason FROM holders WHERE id = ?', [holderId]);
-              if (h === undefined) return { active: false, detail: `holder ${holderId} unknown` };
-              return h.status === 'active' ? { active: true } : { active: false, detail: String(h.block_reason ?? h.status) };
-            },
-          },
         );
       },
     },

@@ -134,7 +134,7 @@ export const coreRoutes: Route[] = [
   {
     method: 'POST',
     url: '/v1/logout',
-    access: { kind: 'staff_or_self', roles: ['operator_admin', 'school_finance', 'merchant'] },
+    access: { kind: 'session' },
     summary: 'Sign out / 退出登录',
     tags: ['sessions'],
     handle: async (call) => {

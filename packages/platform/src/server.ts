@@ -6,6 +6,7 @@
  */
 import swagger from '@fastify/swagger';
 import Fastify, { type FastifyInstance, type FastifyRequest } from 'fastify';
+import type { TSchema } from '@sinclair/typebox';
 import { Counter, collectDefaultMetrics, Histogram, Registry } from 'prom-client';
 import type { PlatformContext, Principal } from './context.js';
 import { StorageUnavailableError } from './db/db.js';
@@ -24,6 +25,8 @@ export interface ServerOptions {
 declare module 'fastify' {
   interface FastifyRequest {
     rawBody?: Buffer;
+    /** The caller, set by the access check before the body is validated. */
+    principal?: Principal;
   }
 }
 
@@ -34,7 +37,9 @@ export async function buildServer(ctx: PlatformContext, routes: readonly Route[]
         ? false
         : { level: process.env.DUET_LOG_LEVEL ?? 'info', redact: ['req.headers.authorization', 'req.headers["x-duet-signature"]'] },
     bodyLimit: JSON_BODY_MAX_BYTES,
-    ajv: { customOptions: { removeAdditional: false, coerceTypes: 'array', allErrors: false } },
+    // No type coercion: a JSON `true` or "100" must not become 1 or 100 fen. Query strings, which
+    // are text by nature, have their integer parameters converted in `integerQuery` instead.
+    ajv: { customOptions: { removeAdditional: false, coerceTypes: false, allErrors: false } },
   });
 
   // Keep the raw bytes of every body: terminals sign them, and binary uploads are read as bytes.
@@ -82,7 +87,7 @@ export async function buildServer(ctx: PlatformContext, routes: readonly Route[]
     const message = error instanceof Error ? error.message : String(error);
     let e: ApiError;
     if (error instanceof ApiError) e = error;
-    else if (error instanceof StorageUnavailableError) e = new ApiError('unavailable', error.message, 5);
+    else if (error instanceof StorageUnavailableError) e = new ApiError('unavailable', error.message, error.retryAfterS);
     else if ((error as { validation?: unknown }).validation !== undefined) e = new ApiError('validation_failed', message);
     else if ((error as { code?: string }).code === 'FST_ERR_CTP_BODY_TOO_LARGE') e = new ApiError('payload_too_large');
     else if ((error as { statusCode?: number }).statusCode === 415) e = new ApiError('bad_request', 'unsupported content type');
@@ -178,18 +183,26 @@ function register(app: FastifyInstance, ctx: PlatformContext, route: Route): voi
       ...(route.params !== undefined ? { params: route.params } : {}),
       ...(route.response !== undefined ? { response: { 200: route.response } } : {}),
     },
-    handler: async (req, reply) => {
+    // Who is calling is settled before the body and query are validated: a caller the route refuses
+    // gets 401/403 whatever it sent, and learns nothing of what the route accepts.
+    preValidation: async (req) => {
       const params = (req.params ?? {}) as Record<string, string>;
-      const raw = new Uint8Array(req.rawBody ?? Buffer.alloc(0));
       let principal: Principal | undefined;
       if (route.access.kind === 'terminal') {
-        principal = await ctx.auth.terminal(req.headers, req.method, req.url, raw);
+        principal = await ctx.auth.terminal(req.headers, req.method, req.url, new Uint8Array(req.rawBody ?? Buffer.alloc(0)));
       } else if (route.access.kind !== 'public' && route.access.kind !== 'activation') {
         const token = bearerToken(req);
         principal = token === undefined ? undefined : await ctx.auth.bearer(token);
         if (principal === undefined) throw new ApiError('unauthenticated');
       }
       if (!allowed(route.access, principal, params)) throw new ApiError('forbidden');
+      if (principal !== undefined) req.principal = principal;
+      if (route.query !== undefined) integerQuery(req.query, route.query);
+    },
+    handler: async (req, reply) => {
+      const params = (req.params ?? {}) as Record<string, string>;
+      const raw = new Uint8Array(req.rawBody ?? Buffer.alloc(0));
+      const principal = req.principal;
       const result = await route.handle({
         ctx,
         principal,
@@ -204,4 +217,18 @@ function register(app: FastifyInstance, ctx: PlatformContext, route: Route): voi
       return reply.send(result ?? {});
     },
   });
+}
+
+/**
+ * Converts the integer parameters of a query string from canonical decimal text to numbers, in
+ * place, so the schema can check their bounds; anything else stays text and fails the schema.
+ */
+function integerQuery(query: unknown, schema: TSchema): void {
+  if (typeof query !== 'object' || query === null) return;
+  const properties = (schema as { properties?: Record<string, { type?: unknown }> }).properties ?? {};
+  const q = query as Record<string, unknown>;
+  for (const [name, value] of Object.entries(q)) {
+    if (properties[name]?.type === 'integer' && typeof value === 'string' && /^-?(0|[1-9][0-9]{0,15})$/.test(value))
+      q[name] = Number(value);
+  }
 }

@@ -11,7 +11,7 @@
  * deleted at the end, so durability buys nothing). PostgreSQL refuses to run as root, so as root the
  * binaries run as the `postgres` user (Debian's package creates it) through runuser, or su.
  */
-import { execFileSync, spawnSync } from 'node:child_process';
+import { execFileSync, spawn, spawnSync } from 'node:child_process';
 import { chownSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
@@ -56,17 +56,20 @@ export function findPgBin(): string | undefined {
   return undefined;
 }
 
-/** Runs a PostgreSQL binary as a user PostgreSQL accepts: ourselves, or `postgres` when we are root. */
+function shellQuote(a: string): string {
+  return `'${a.replaceAll("'", `'\\''`)}'`;
+}
+
+/** The command line that runs a PostgreSQL binary as a user PostgreSQL accepts: ourselves, or `postgres` when we are root. */
+function asPgUser(asRoot: boolean, command: string, args: readonly string[]): [string, ...string[]] {
+  if (!asRoot) return [command, ...args];
+  if (existsSync('/usr/sbin/runuser') || existsSync('/sbin/runuser')) return ['runuser', '-u', 'postgres', '--', command, ...args];
+  return ['su', '-s', '/bin/sh', 'postgres', '-c', [command, ...args].map(shellQuote).join(' ')];
+}
+
 function runPg(cwd: string, asRoot: boolean, command: string, args: readonly string[]): void {
-  let r: ReturnType<typeof spawnSync>;
-  if (!asRoot) {
-    r = spawnSync(command, args, { cwd, encoding: 'utf8', timeout: PG_START_TIMEOUT_S * 1000 });
-  } else if (existsSync('/usr/sbin/runuser') || existsSync('/sbin/runuser')) {
-    r = spawnSync('runuser', ['-u', 'postgres', '--', command, ...args], { cwd, encoding: 'utf8', timeout: PG_START_TIMEOUT_S * 1000 });
-  } else {
-    const line = [command, ...args].map((a) => `'${a.replaceAll("'", `'\\''`)}'`).join(' ');
-    r = spawnSync('su', ['-s', '/bin/sh', 'postgres', '-c', line], { cwd, encoding: 'utf8', timeout: PG_START_TIMEOUT_S * 1000 });
-  }
+  const [file, ...rest] = asPgUser(asRoot, command, args);
+  const r = spawnSync(file, rest, { cwd, encoding: 'utf8', timeout: PG_START_TIMEOUT_S * 1000 });
   if (r.error !== undefined) throw new Error(`${command}: ${r.error.message}`, { cause: r.error });
   if (r.status !== 0)
     throw new Error(`${command} ${args.join(' ')} exited ${String(r.status ?? r.signal)}: ${String(r.stderr)} ${String(r.stdout)}`);
@@ -91,6 +94,16 @@ function freePort(): Promise<number> {
       s.close(() => (port > 0 ? resolve(port) : reject(new Error('no free port'))));
     });
   });
+}
+
+/**
+ * A detached watchdog that stops the server and deletes its files once this process is gone, so a
+ * test run that is killed (Ctrl-C, SIGKILL, a crashed worker) leaves no server behind. After a
+ * normal stop() it finds nothing left to do.
+ */
+function watchOwner(root: string, stopCommand: readonly string[]): void {
+  const script = `while kill -0 ${process.pid} 2>/dev/null; do sleep 1; done; ${stopCommand.map(shellQuote).join(' ')} >/dev/null 2>&1; rm -rf ${shellQuote(root)}`;
+  spawn('sh', ['-c', script], { cwd: '/', detached: true, stdio: 'ignore' }).unref();
 }
 
 /** Starts a private cluster in a new temp dir; throws with the server log if it does not come up. */
@@ -129,6 +142,7 @@ export async function startCluster(): Promise<Cluster> {
         const tail = existsSync(log) ? readFileSync(log, 'utf8').slice(-2_000) : '(no log)';
         throw new Error(`${e instanceof Error ? e.message : String(e)}\nserver log:\n${tail}`, { cause: e });
       }
+      watchOwner(root, asPgUser(asRoot, join(bin, 'pg_ctl'), ['-D', data, '-m', 'immediate', 'stop']));
       let stopped = false;
       return {
         url: `postgres://postgres@127.0.0.1:${port}/postgres`,

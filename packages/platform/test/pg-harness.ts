@@ -169,10 +169,13 @@ export const databases: readonly TestDatabase[] = [
 afterAll(async () => {
   await Promise.allSettled(opened.map((d) => d.close()));
   opened.length = 0;
-  if (fileDatabase !== undefined && pgServerUrl !== undefined) {
-    const { name } = await fileDatabase;
-    await adminQuery(pgServerUrl, `DROP DATABASE IF EXISTS ${name} WITH (FORCE)`);
+  try {
+    const created = await fileDatabase?.catch(() => undefined);
+    // WITH (FORCE): PostgreSQL 13 or newer; it ends connections a failed test left open.
+    if (created !== undefined && pgServerUrl !== undefined)
+      await adminQuery(pgServerUrl, `DROP DATABASE IF EXISTS ${created.name} WITH (FORCE)`);
+  } finally {
+    ownCluster?.stop();
+    if (sqliteDir !== undefined) rmSync(sqliteDir, { recursive: true, force: true });
   }
-  ownCluster?.stop();
-  if (sqliteDir !== undefined) rmSync(sqliteDir, { recursive: true, force: true });
 });

@@ -6,6 +6,7 @@
 import { execFileSync } from 'node:child_process';
 import { writeFileSync } from 'node:fs';
 import { cpus } from 'node:os';
+import { benchPlatform } from '../bench/platform.js';
 import { benchProtocol } from '../bench/protocol.js';
 import { benchTerminal } from '../bench/terminal.js';
 import { benchWallet } from '../bench/wallet.js';
@@ -24,7 +25,7 @@ export const benchCommand: Command = {
   name: 'bench',
   summary: { en: 'Measure every headline figure against its same-run floor (JSON)', zh: '测量各项核心指标及同次运行的物理下限（JSON）' },
   usage:
-    'duet bench [--only protocol|terminal|wallet] [--seconds N] [--decisions N] [--html FILE]\n  Prints one JSON object; progress goes to stderr. --seconds: time per measurement (default 2).',
+    'duet bench [--only protocol|terminal|wallet|platform] [--seconds N] [--decisions N] [--html FILE]\n  Prints one JSON object; progress goes to stderr. --seconds: time per measurement (default 2).',
   async run(args) {
     const o = parseOptions(args, {
       seconds: { type: 'string' },
@@ -38,7 +39,7 @@ export const benchCommand: Command = {
       process.stderr.write(`[bench] ${msg}\n`);
     };
     const only = str(o, 'only');
-    const groups = ['protocol', 'terminal', 'wallet'];
+    const groups = ['protocol', 'terminal', 'wallet', 'platform'];
     if (only !== undefined && !groups.includes(only)) {
       throw new CliError('bad_arguments', {
         en: `--only must be one of ${groups.join(', ')}`,
@@ -48,6 +49,7 @@ export const benchCommand: Command = {
     const want = (g: string): boolean => only === undefined || only === g;
     const protocol = want('protocol') ? await benchProtocol(seconds, progress) : {};
     const wallet = want('wallet') ? await benchWallet(2_000, progress) : {};
+    const platform = want('platform') ? await benchPlatform(1_000, 5, progress) : {};
     const terminal = want('terminal') ? await benchTerminal(intOption(str(o, 'decisions'), 'decisions', 2_000, 100_000), progress) : {};
     const figures = {
       meta: {
@@ -61,6 +63,7 @@ export const benchCommand: Command = {
       ...protocol,
       ...terminal,
       ...wallet,
+      ...platform,
     };
     process.stdout.write(`${JSON.stringify(figures, null, 2)}\n`);
     if (html !== undefined) writeFileSync(html, benchHtml(figures));

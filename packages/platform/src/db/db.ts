@@ -50,8 +50,9 @@ export interface Queryable {
    * Inserts many rows at once, all or none, and resolves with the number inserted (fewer than
    * `rows.length` only with onConflict `ignore`). PostgreSQL: INSERT ... SELECT FROM unnest(typed
    * arrays), one round trip per 50,000 rows; SQLite: one prepared statement in one transaction.
-   * Row-at-a-time inserts on PostgreSQL manage ~9,000 rows/s, this ~100,000 (clearing inserts tens
-   * of thousands at once).
+   * Measured (100,000 rows, durable settings): PostgreSQL ~130,000-250,000 rows/s against ~3,000
+   * row-at-a-time with a commit each and ~13,000 row-at-a-time in one transaction; SQLite ~470,000
+   * against ~13,000 with a commit each. Clearing inserts tens of thousands of rows at once.
    */
   insertMany(
     table: string,
