@@ -9,12 +9,13 @@ import { benchCommand } from './commands/bench.js';
 import { codeCommand } from './commands/code.js';
 import { demoCommand } from './commands/demo.js';
 import { issuerCommand } from './commands/issuer.js';
+import { openapiCommand } from './commands/openapi.js';
 import { serveCommand } from './commands/serve.js';
 import { terminalCommand } from './commands/terminal.js';
 import { walletCommand } from './commands/wallet.js';
 import { CliError, type Command } from './command.js';
 
-const COMMANDS: readonly Command[] = [demoCommand, serveCommand, terminalCommand, walletCommand, issuerCommand, codeCommand, benchCommand];
+const COMMANDS: readonly Command[] = [demoCommand, serveCommand, terminalCommand, walletCommand, issuerCommand, codeCommand, openapiCommand, benchCommand];
 
 function help(): string {
   const width = Math.max(...COMMANDS.map((c) => c.name.length));

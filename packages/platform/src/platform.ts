@@ -70,6 +70,8 @@ export interface Platform {
   readonly keys: KeyStore;
   readonly app: FastifyInstance;
   readonly db: Db;
+  /** The OpenAPI document the server serves at /openapi.json. */
+  openApi(): unknown;
   close(): Promise<void>;
 }
 
@@ -107,6 +109,7 @@ export async function openPlatform(o: PlatformOptions): Promise<Platform> {
       keys,
       app,
       db,
+      openApi: () => app.swagger(),
       async close() {
         await app.close();
         await db.close();
