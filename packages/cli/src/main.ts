@@ -15,7 +15,16 @@ import { terminalCommand } from './commands/terminal.js';
 import { walletCommand } from './commands/wallet.js';
 import { CliError, type Command } from './command.js';
 
-const COMMANDS: readonly Command[] = [demoCommand, serveCommand, terminalCommand, walletCommand, issuerCommand, codeCommand, openapiCommand, benchCommand];
+const COMMANDS: readonly Command[] = [
+  demoCommand,
+  serveCommand,
+  terminalCommand,
+  walletCommand,
+  issuerCommand,
+  codeCommand,
+  openapiCommand,
+  benchCommand,
+];
 
 function help(): string {
   const width = Math.max(...COMMANDS.map((c) => c.name.length));

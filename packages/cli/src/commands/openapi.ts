@@ -10,7 +10,13 @@ import type { Command } from '../command.js';
 export async function openApiText(): Promise<string> {
   const dir = mkdtempSync(join(tmpdir(), 'duet-openapi-'));
   try {
-    const p = await openPlatform({ dataDir: dir, passphrase: 'openapi-only-passphrase', crypto: nodeCrypto(), clock: { nowMs: () => Date.now() }, logger: false });
+    const p = await openPlatform({
+      dataDir: dir,
+      passphrase: 'openapi-only-passphrase',
+      crypto: nodeCrypto(),
+      clock: { nowMs: () => Date.now() },
+      logger: false,
+    });
     try {
       return `${JSON.stringify(p.openApi(), null, 2)}\n`;
     } finally {
