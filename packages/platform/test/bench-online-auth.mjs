@@ -24,7 +24,7 @@
  * credits the same payable: the hot-account worst case of one canteen at lunch).
  */
 import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { cpus, loadavg, tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
@@ -238,5 +238,11 @@ try {
 
 console.log(
   `authorizeOnline at the storage level: ${SECONDS} s per run, ${HOLDERS} payers, ${MERCHANTS} merchant(s), node ${process.version}`,
+);
+// Figures from a shared machine mean little without its load: print it beside them.
+console.log(
+  `machine: ${cpus().length} cores, load average ${loadavg()
+    .map((x) => x.toFixed(2))
+    .join(' ')} (1, 5, 15 min) at the end`,
 );
 console.table(results);

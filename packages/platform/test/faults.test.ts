@@ -187,17 +187,23 @@ describe.skipIf(!pgAvailable)('PostgreSQL unreachable', () => {
     const admin = await p.admin();
     const a = await p.createHolder();
     const holder = await p.loginHolder(a.id, a.password);
-    const keys = Array.from({ length: 40 }, (_, i) => ({ key: idemKey(`load${i}`), amount: 100 + i }));
-    let acked = 0;
+    // Eight writers top up without pause; the connection is cut while they run, after the tenth
+    // acknowledgement; each writer stops at its first 503, so requests were in flight at the cut.
+    const replies: Array<{ key: string; amount: number; r: Reply }> = [];
     let cutting: Promise<void> | undefined;
-    const replies = await Promise.all(
-      keys.map(async ({ key, amount }) => {
+    const writer = async (w: number) => {
+      for (let i = 0; ; i++) {
+        const key = idemKey(`load${w}-${i}`);
+        const amount = 100 + w * 10 + (i % 10);
         const r = await p.post(`/v1/holders/${a.id}/topups`, topUpBody(amount, key), admin);
-        if (r.status === 200 && ++acked === 5) cutting = proxy.cut();
-        return { key, amount, r };
-      }),
-    );
+        replies.push({ key, amount, r });
+        if (r.status === 200 && replies.filter((x) => x.r.status === 200).length === 10) cutting = proxy.cut();
+        if (r.status !== 200) return;
+      }
+    };
+    await Promise.all(Array.from({ length: 8 }, (_, w) => writer(w)));
     await cutting;
+    const keys = replies.map(({ key, amount }) => ({ key, amount }));
     const statuses = new Set(replies.map((x) => x.r.status));
     expect(
       [...statuses].every((s) => s === 200 || s === 503),
