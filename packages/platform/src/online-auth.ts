@@ -186,7 +186,12 @@ export class OnlineAuthorizer {
   private async drain(): Promise<void> {
     this.draining = true;
     try {
-      while (this.queue.length > 0) await this.run(this.queue.splice(0, this.batchMax));
+      while (this.queue.length > 0) {
+        // Wait one turn of the event loop before closing a batch: the requests whose bytes arrived
+        // while the last (synchronous, on SQLite) commit held the loop are parsed now and join it.
+        await new Promise<void>((resolve) => setImmediate(resolve));
+        await this.run(this.queue.splice(0, this.batchMax));
+      }
     } finally {
       this.draining = false;
     }
