@@ -34,7 +34,6 @@ import { prefetchKeys } from './signing-keys.js';
 
 const Id = Type.Integer({ minimum: 1, maximum: ID48_MAX });
 const IdParams = Type.Object({ id: Type.String({ pattern: '^[1-9][0-9]{0,14}$' }) }, { additionalProperties: false });
-const Fen = Type.Integer({ minimum: 1, maximum: 100_000_000 });
 const Text = (max: number) => Type.String({ minLength: 1, maxLength: max });
 const Base64 = (maxBytes: number) => Type.String({ maxLength: Math.ceil(maxBytes / 3) * 4 + 4, pattern: '^[A-Za-z0-9+/]*={0,2}$' });
 const Suite = Type.Union(SUITES.map((s) => Type.Literal(s)));
