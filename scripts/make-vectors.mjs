@@ -2080,8 +2080,9 @@ async function denyListBook() {
 }
 
 /**
- * Delta application (docs/protocol.md §Deny lists): not implemented in @duet/protocol, which only
- * parses and verifies; these cases fix the rule the terminal package must follow.
+ * Delta application (docs/protocol.md §Deny lists): @duet/protocol only parses and verifies lists;
+ * applying a delta is the terminal's job (packages/terminal/src/deny-set.ts), and these cases fix
+ * the rule it follows.
  */
 function denyApplications() {
   const entry = (type, id) => ({ type, id });
