@@ -76,18 +76,39 @@ export const benchCommand: Command = {
  * Runs every group in its own process, one after the other, and merges their figures: a group's
  * JIT, heap and open handles cannot then disturb another's measurements.
  */
-async function runAllGroups(groups: readonly string[], args: readonly string[], html: string | undefined, seconds: number, progress: (m: string) => void): Promise<number> {
+async function runAllGroups(
+  groups: readonly string[],
+  args: readonly string[],
+  html: string | undefined,
+  seconds: number,
+  progress: (m: string) => void,
+): Promise<number> {
   const passOn = args.filter((a, i) => !(a === '--html' || args[i - 1] === '--html'));
   const merged: Record<string, unknown> = {};
   for (const g of groups) {
     progress(`group ${g} (own process)`);
-    const r = spawnSync(process.execPath, [process.argv[1] ?? '', 'bench', ...passOn, '--only', g], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'inherit'], timeout: 900_000 });
-    if (r.status !== 0) throw new CliError('bench_failed', { en: `bench group ${g} failed (exit ${String(r.status)})`, zh: `基准测试组 ${g} 失败（退出码 ${String(r.status)}）` });
+    const r = spawnSync(process.execPath, [process.argv[1] ?? '', 'bench', ...passOn, '--only', g], {
+      encoding: 'utf8',
+      stdio: ['ignore', 'pipe', 'inherit'],
+      timeout: 900_000,
+    });
+    if (r.status !== 0)
+      throw new CliError('bench_failed', {
+        en: `bench group ${g} failed (exit ${String(r.status)})`,
+        zh: `基准测试组 ${g} 失败（退出码 ${String(r.status)}）`,
+      });
     const { meta: _meta, ...figures } = JSON.parse(r.stdout) as Record<string, unknown>;
     Object.assign(merged, figures);
   }
   const figures = {
-    meta: { date: new Date().toISOString(), commit: gitCommit(), node: process.version, cpus: cpus().length, cpu: cpus()[0]?.model ?? 'unknown', seconds_per_measurement: seconds },
+    meta: {
+      date: new Date().toISOString(),
+      commit: gitCommit(),
+      node: process.version,
+      cpus: cpus().length,
+      cpu: cpus()[0]?.model ?? 'unknown',
+      seconds_per_measurement: seconds,
+    },
     ...merged,
   };
   process.stdout.write(`${JSON.stringify(figures, null, 2)}\n`);

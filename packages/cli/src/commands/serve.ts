@@ -31,7 +31,8 @@ export const serveCommand: Command = {
       ...(dbUrl !== undefined ? { dbUrl } : {}),
       dataDir: dataDir(str(o, 'data'), ''),
       passphrase,
-      crypto: nodeCrypto(),
+      // A server verifies on the thread pool, so a busy event loop keeps taking requests (NodeCryptoOptions).
+      crypto: nodeCrypto({ verifyOn: 'pool' }),
       clock: { nowMs: () => Date.now() },
       logger: !flag(o, 'quiet'),
       ...(process.env.DUET_METRICS_TOKEN !== undefined ? { metricsToken: process.env.DUET_METRICS_TOKEN } : {}),
