@@ -30,8 +30,11 @@ export function b64(bytes: Uint8Array): string {
   return Buffer.from(bytes).toString('base64');
 }
 
+/** The largest byte string a platform answer carries (a full deny list of a million entries is ~7 MB). */
+export const ANSWER_BYTES_MAX = 16 * 1024 * 1024;
+
 export function unb64(value: unknown, field: string): Uint8Array {
-  if (typeof value !== 'string' || !/^[A-Za-z0-9+/]*={0,2}$/.test(value)) {
+  if (typeof value !== 'string' || value.length > (ANSWER_BYTES_MAX / 3) * 4 + 4 || !/^[A-Za-z0-9+/]*={0,2}$/.test(value)) {
     throw new PlatformCallError('bad_answer', `the platform's ${field} is not base64`, `平台返回的 ${field} 不是 base64`, 0);
   }
   return new Uint8Array(Buffer.from(value, 'base64'));

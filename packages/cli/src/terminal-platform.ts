@@ -6,7 +6,7 @@ import { type CryptoProvider, SUITES } from '@duet/protocol';
 import { activationProofMessage } from '@duet/platform';
 import { type OnlineAnswer, type OnlineAuthorizer, type Terminal, Uploader } from '@duet/terminal';
 import { CliError } from './command.js';
-import { b64, field, isNum, isStr, PlatformCallError, type PlatformClient, unb64 } from './platform-client.js';
+import { b64, field, isNum, isStr, type PlatformClient, unb64 } from './platform-client.js';
 
 export const PLATFORM_META = 'platform_url';
 
@@ -92,5 +92,3 @@ export function onlineAuthorizer(t: Terminal, client: PlatformClient): OnlineAut
     },
   };
 }
-
-export { PlatformCallError };

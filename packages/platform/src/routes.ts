@@ -2,12 +2,13 @@
  * Every route of the platform API, as data. Access rules are checked before any handler runs
  * (http.ts); test/authz.test.ts walks this table and proves each route refuses every wrong caller.
  */
-import { decodeTerminalCertificate, ID48_MAX, ROLES, SCENES, SUITES, type SuiteName } from '@duet/protocol';
+import { ID48_MAX, ROLES, SCENES, SUITES, type SuiteName } from '@duet/protocol';
 import { type Static, Type } from '@sinclair/typebox';
 import { nowS } from './context.js';
 import { ApiError } from './errors.js';
 import {
   acceptAgreement,
+  acceptedCurrent,
   createHolder,
   currentAgreement,
   getHolder,
@@ -18,6 +19,7 @@ import {
 } from './holders.js';
 import { b64, type Call, fromB64, holderOf, type Route, staffOf, terminalOf } from './http.js';
 import { issueCredential, newChallenge, registerDevice, revokeCredentialsOf } from './issuance.js';
+import { purses } from './purses.js';
 import { denyEntries, denyListUpdate, latestPolicy, publishDenyList, publishPolicy, setDenied } from './lists.js';
 import {
   activateTerminal,
@@ -203,8 +205,6 @@ export const coreRoutes: Route[] = [
       const id = idParam(call);
       const db = call.ctx.db;
       const holder = await getHolder(db, id);
-      const { acceptedCurrent } = await import('./holders.js');
-      const { purses } = await import('./purses.js');
       const devices = await db.all('SELECT id, suite, label, status, registered_at FROM devices WHERE holder_id = ? ORDER BY id', [id]);
       const credentials = await db.all(
         'SELECT serial, device_id, not_before, not_after, per_payment, offline_total, offline_count, status FROM credentials WHERE holder_id = ? ORDER BY serial DESC LIMIT 20',
@@ -552,8 +552,3 @@ export const coreRoutes: Route[] = [
     },
   },
 ];
-
-/** The terminal certificate's terminal id, for callers that hold only the certificate bytes. */
-export function certificateTerminalId(bytes: Uint8Array): number {
-  return decodeTerminalCertificate(bytes).terminalId;
-}

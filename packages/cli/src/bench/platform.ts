@@ -31,7 +31,7 @@ export async function benchPlatform(rate: number, seconds: number, progress: (m:
   const dir = mkdtempSync(join(tmpdir(), 'duet-bench-platform-'));
   const total = rate * seconds;
   const holders = Math.max(1, Math.ceil(total / 10));
-  // Each payer has 100 yuan and pays 10 yuan per code: 10 measured codes plus one warm-up fit.
+  // Each payer has 2,000 yuan and pays 10 yuan per code: the warm-up code and 10 measured ones fit easily.
   let server: ChildProcess | undefined;
   try {
     progress(`platform: seeding ${holders} holders with credentials`);
