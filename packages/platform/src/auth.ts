@@ -49,7 +49,7 @@ import {
   type SuiteName,
   verifyRequestSignature,
 } from '@duet/protocol';
-import type { Authenticator } from './context.js';
+import type { Authenticator, Principal, StaffRole } from './context.js';
 import type { Db, Dialect, Migration, Queryable, Row } from './db/db.js';
 import { ApiError } from './errors.js';
 
@@ -99,14 +99,8 @@ const REPLAY_KEEP_EXTRA_S = REQUEST_TIME_WINDOW_S;
 // ---------------------------------------------------------------------------------------------
 // Types
 
-export const STAFF_ROLES = ['operator_admin', 'school_finance', 'merchant'] as const;
-export type StaffRole = (typeof STAFF_ROLES)[number];
-
-/** The caller a request was authenticated as (the same shape as context.ts's Principal). */
-export type Principal =
-  | { readonly kind: 'staff'; readonly id: number; readonly username: string; readonly role: StaffRole; readonly merchantId: number | null }
-  | { readonly kind: 'holder'; readonly id: number }
-  | { readonly kind: 'terminal'; readonly id: number };
+export const STAFF_ROLES = ['operator_admin', 'school_finance', 'merchant'] as const satisfies readonly StaffRole[];
+export type { Principal, StaffRole };
 
 export type TerminalStatus = 'pending' | 'active' | 'revoked';
 
@@ -117,7 +111,9 @@ export type TerminalStatus = 'pending' | 'active' | 'revoked';
 export interface TerminalKeys {
   publicKey(
     terminalId: number,
-  ): Promise<{ readonly suite: SuiteName; readonly publicKey: Uint8Array; readonly status: TerminalStatus } | undefined>;
+  ): Promise<
+    { readonly suite: SuiteName; readonly publicKey: Uint8Array; readonly status: TerminalStatus; readonly merchantId: number } | undefined
+  >;
 }
 
 export interface Session {
@@ -662,7 +658,7 @@ export async function verifyTerminalRequest(
   if (!(await replay.remember(db, digest, h.terminalId, h.timeS + REQUEST_TIME_WINDOW_S, nowS))) {
     throw new ApiError('conflict', 'this signed request was already received: sign it again with the current time');
   }
-  return { kind: 'terminal', id: h.terminalId };
+  return { kind: 'terminal', id: h.terminalId, merchantId: key.merchantId };
 }
 
 // ---------------------------------------------------------------------------------------------

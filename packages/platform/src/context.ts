@@ -12,7 +12,8 @@ export type StaffRole = 'operator_admin' | 'school_finance' | 'merchant';
 export type Principal =
   | { readonly kind: 'staff'; readonly id: number; readonly username: string; readonly role: StaffRole; readonly merchantId: number | null }
   | { readonly kind: 'holder'; readonly id: number }
-  | { readonly kind: 'terminal'; readonly id: number };
+  /** A terminal, with the merchant its certificate names (read in the same lookup as its key). */
+  | { readonly kind: 'terminal'; readonly id: number; readonly merchantId: number };
 
 /** How the HTTP layer authenticates callers; implemented over auth.ts (passwords, sessions, request signatures). */
 export interface Authenticator {

@@ -60,9 +60,13 @@ export function holderOf(call: Call): number {
 }
 
 export function terminalOf(call: Call): number {
+  return terminalPrincipal(call).id;
+}
+
+export function terminalPrincipal(call: Call): Extract<Principal, { kind: 'terminal' }> {
   const p = call.principal;
   if (p?.kind !== 'terminal') throw new ApiError('forbidden');
-  return p.id;
+  return p;
 }
 
 /** Decides whether `principal` may call a route with this access rule (authentication happened before). */

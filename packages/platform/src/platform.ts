@@ -94,7 +94,7 @@ export async function openPlatform(o: PlatformOptions): Promise<Platform> {
             throw e;
           });
           if (t === undefined || t.publicKey === null || t.suite === null) return undefined;
-          return { suite: t.suite, publicKey: t.publicKey, status: t.status };
+          return { suite: t.suite, publicKey: t.publicKey, status: t.status, merchantId: t.merchantId };
         },
       },
     });

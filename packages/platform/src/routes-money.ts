@@ -19,7 +19,7 @@ import { type Static, Type } from '@sinclair/typebox';
 import { nowS } from './context.js';
 import { ApiError } from './errors.js';
 import { getHolder, holderStandings } from './holders.js';
-import { b64, type Call, fromB64, holderOf, type Route, staffOf, terminalOf } from './http.js';
+import { b64, type Call, fromB64, holderOf, type Route, staffOf, terminalOf, terminalPrincipal } from './http.js';
 import { takeBatch } from './intake.js';
 import type { KeyStore } from './keys.js';
 import { OnlineAuthorizer } from './online-auth.js';
@@ -178,9 +178,8 @@ export function moneyRoutes(keys: KeyStore): Route[] {
       tags: ['terminal'],
       body: AuthorizeBody,
       handle: async (call) => {
-        const terminalId = terminalOf(call);
+        const { id: terminalId, merchantId } = terminalPrincipal(call);
         const b = call.body as Static<typeof AuthorizeBody>;
-        const terminal = await getTerminal(call.ctx.db, terminalId);
         const code = await verifiedCode(call, b.code, hot);
         if ('declined' in code) return { approved: false, reason: 'declined_online', detail: `code: ${code.declined}` };
         const c = code.credential;
@@ -191,7 +190,7 @@ export function moneyRoutes(keys: KeyStore): Route[] {
         return hot.authorizer.authorize(
           {
             terminalId,
-            merchantId: terminal.merchantId,
+            merchantId,
             holderId: c.holder,
             serial: c.serial,
             counter: code.counter,

@@ -65,7 +65,7 @@ async function expectApiError(p: Promise<unknown>, code: ApiErrorCode): Promise<
 
 /** The registry's side, faked: terminal id → certified key and status. */
 class FakeTerminals implements TerminalKeys {
-  readonly rows = new Map<number, { suite: SuiteName; publicKey: Uint8Array; status: TerminalStatus }>();
+  readonly rows = new Map<number, { suite: SuiteName; publicKey: Uint8Array; status: TerminalStatus; merchantId: number }>();
   async publicKey(id: number) {
     return this.rows.get(id);
   }
@@ -337,15 +337,15 @@ for (const h of databases) {
 
       beforeAll(async () => {
         key = await crypto.suite('p256').generate();
-        terminals.rows.set(31, { suite: 'p256', publicKey: key.publicKey, status: 'active' });
+        terminals.rows.set(31, { suite: 'p256', publicKey: key.publicKey, status: 'active', merchantId: 1031 });
         const ed = await crypto.suite('ed25519').generate();
-        terminals.rows.set(32, { suite: 'ed25519', publicKey: ed.publicKey, status: 'revoked' });
-        terminals.rows.set(33, { suite: 'ed25519', publicKey: ed.publicKey, status: 'pending' });
+        terminals.rows.set(32, { suite: 'ed25519', publicKey: ed.publicKey, status: 'revoked', merchantId: 1032 });
+        terminals.rows.set(33, { suite: 'ed25519', publicKey: ed.publicKey, status: 'pending', merchantId: 1033 });
       });
 
       it('accepts a valid request once', async () => {
         const h = await sign();
-        expect(await verify(h)).toEqual({ kind: 'terminal', id: 31 });
+        expect(await verify(h)).toEqual({ kind: 'terminal', id: 31, merchantId: 1031 });
         await expectApiError(verify(h), 'conflict');
         // Another API process over the same database refuses the replay too.
         const other = await backend.open();
@@ -353,7 +353,7 @@ for (const h of databases) {
         // The same request signed again (a fresh ECDSA signature, same second) is still the same request.
         await expectApiError(verify(await sign()), 'conflict');
         // Signed again a second later, it is a new request.
-        expect(await verify(await sign({ timeS: T + 1 }), { nowS: T + 1 })).toEqual({ kind: 'terminal', id: 31 });
+        expect(await verify(await sign({ timeS: T + 1 }), { nowS: T + 1 })).toEqual({ kind: 'terminal', id: 31, merchantId: 1031 });
       });
 
       it('refuses a wrong key, a tampered method, path or body, and a borrowed terminal id', async () => {
@@ -371,13 +371,13 @@ for (const h of databases) {
         await expectApiError(verify({ ...h, 'x-duet-terminal': '34' }, { nowS: T + 6 }), 'unauthenticated');
         await expectApiError(verify({ ...h, 'x-duet-terminal': '33' }, { nowS: T + 6 }), 'forbidden');
         // A failed attempt does not use the request up.
-        expect(await verify(h, { nowS: T + 6 })).toEqual({ kind: 'terminal', id: 31 });
+        expect(await verify(h, { nowS: T + 6 })).toEqual({ kind: 'terminal', id: 31, merchantId: 1031 });
       });
 
       it('refuses a stale or future time (±300 s), a revoked terminal, missing and malformed headers', async () => {
         const at = T + 100;
-        expect(await verify(await sign({ timeS: at - 300 }), { nowS: at })).toEqual({ kind: 'terminal', id: 31 });
-        expect(await verify(await sign({ timeS: at + 300 }), { nowS: at })).toEqual({ kind: 'terminal', id: 31 });
+        expect(await verify(await sign({ timeS: at - 300 }), { nowS: at })).toEqual({ kind: 'terminal', id: 31, merchantId: 1031 });
+        expect(await verify(await sign({ timeS: at + 300 }), { nowS: at })).toEqual({ kind: 'terminal', id: 31, merchantId: 1031 });
         const stale = await expectApiError(verify(await sign({ timeS: at - 301 }), { nowS: at }), 'unauthenticated');
         expect(stale.detail).toContain('clock');
         await expectApiError(verify(await sign({ timeS: at + 301 }), { nowS: at }), 'unauthenticated');
@@ -395,7 +395,11 @@ for (const h of databases) {
         const deps = { db, crypto, terminals };
         const at = T + 10_000;
         const h = await sign({ timeS: at });
-        expect(await authenticate(deps, { method: 'POST', path: PATH, headers: h, body: BODY }, at)).toEqual({ kind: 'terminal', id: 31 });
+        expect(await authenticate(deps, { method: 'POST', path: PATH, headers: h, body: BODY }, at)).toEqual({
+          kind: 'terminal',
+          id: 31,
+          merchantId: 1031,
+        });
         // Terminal headers present but bad: no falling back to the bearer token.
         const s = await loginStaff(db, crypto, 'alice', STAFF_PASSWORD, '10.0.7.1', at);
         await expectApiError(
@@ -437,9 +441,13 @@ for (const h of databases) {
         await auth.setHolderPassword(901, HOLDER_PASSWORD);
         expect((await auth.holderLogin(901, HOLDER_PASSWORD, '10.0.8.1')).expiresAt).toBeGreaterThan(T0 + 50_000);
         const key = await crypto.suite('sm2').generate();
-        terminals.rows.set(77, { suite: 'sm2', publicKey: key.publicKey, status: 'active' });
+        terminals.rows.set(77, { suite: 'sm2', publicKey: key.publicKey, status: 'active', merchantId: 1077 });
         const h = await signRequest(key, 77, 'GET', '/v1/terminal/lists', new Uint8Array(), T0 + 50_000, crypto.sha256);
-        expect(await auth.terminal(h, 'GET', '/v1/terminal/lists', new Uint8Array())).toEqual({ kind: 'terminal', id: 77 });
+        expect(await auth.terminal(h, 'GET', '/v1/terminal/lists', new Uint8Array())).toEqual({
+          kind: 'terminal',
+          id: 77,
+          merchantId: 1077,
+        });
       });
     });
   });
