@@ -43,6 +43,20 @@ export interface PlatformContext {
   readonly keys: SigningKeys;
   readonly trust: TrustListSource;
   readonly auth: Authenticator;
+  /** Background clearing in this process (clearing.ts). */
+  readonly clearing: ClearingControl;
+}
+
+/** What routes may ask of clearing: a run soon (an upload arrived), or every pending record now. */
+export interface ClearingControl {
+  kick(): void;
+  drain(): Promise<{
+    readonly records: number;
+    readonly posted: number;
+    readonly linked: number;
+    readonly refused: number;
+    readonly flagged: number;
+  }>;
 }
 
 export function nowS(c: { clock: Clock }): number {

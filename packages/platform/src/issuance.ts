@@ -205,8 +205,14 @@ export async function issueCredential(
   return credential;
 }
 
-export async function revokeCredentialsOf(q: Queryable, holderId: number): Promise<number[]> {
+/** Revokes a holder's active credentials at `nowS` (clearing judges later payments against that time). */
+export async function revokeCredentialsOf(q: Queryable, holderId: number, nowS: number): Promise<number[]> {
   const rows = await q.all('SELECT serial FROM credentials WHERE holder_id = ? AND status = ?', [holderId, 'active']);
-  await q.run('UPDATE credentials SET status = ? WHERE holder_id = ? AND status = ?', ['revoked', holderId, 'active']);
+  await q.run('UPDATE credentials SET status = ?, revoked_at = ? WHERE holder_id = ? AND status = ?', [
+    'revoked',
+    nowS,
+    holderId,
+    'active',
+  ]);
   return rows.map((r) => Number(r.serial));
 }

@@ -3,7 +3,7 @@
  * applies migrations, opens the key store (keys made at first start, encrypted at rest), bootstraps
  * a first start (agreement, policy, deny list, the first operator account), and builds the server.
  */
-import type { CryptoProvider } from '@duet/protocol';
+import { CredentialCache, type CryptoProvider, decodeTrustList, type TrustListBody } from '@duet/protocol';
 import type { FastifyInstance } from 'fastify';
 import { memoryReplayStore, PlatformAuth } from './auth.js';
 import { authMigrations } from './auth.js';
@@ -13,6 +13,7 @@ import { openDatabase } from './db/open.js';
 import { ApiError } from './errors.js';
 import { holdersMigrations, publishAgreement } from './holders.js';
 import { intakeMigrations } from './intake.js';
+import { Clearer, type ClearingDeps, clearingMigrations } from './clearing.js';
 import { issuanceMigrations } from './issuance.js';
 import { KeyStore, keysMigrations } from './keys.js';
 import { ledgerMigrations } from './ledger.js';
@@ -39,6 +40,7 @@ export const ALL_MIGRATIONS: readonly Migration[] = [
   ...pursesMigrations,
   ...onlineAuthMigrations,
   ...intakeMigrations,
+  ...clearingMigrations,
 ];
 
 export const DEFAULT_AGREEMENT = {
@@ -63,6 +65,8 @@ export interface PlatformOptions {
   readonly metricsToken?: string;
   /** The first operator account, made only if no staff account exists yet. */
   readonly firstAdmin?: { readonly username: string; readonly password: string };
+  /** Background clearing: false to leave it to explicit `clearer.drain()` calls (tests, tools). Default on, every 2 s and after each upload. */
+  readonly clearing?: false | { readonly intervalMs?: number };
 }
 
 export interface Platform {
@@ -70,6 +74,7 @@ export interface Platform {
   readonly keys: KeyStore;
   readonly app: FastifyInstance;
   readonly db: Db;
+  readonly clearer: Clearer;
   /** The OpenAPI document the server serves at /openapi.json. */
   openApi(): unknown;
   close(): Promise<void>;
@@ -98,20 +103,26 @@ export async function openPlatform(o: PlatformOptions): Promise<Platform> {
         },
       },
     });
-    const ctx: PlatformContext = { db, crypto: o.crypto, clock: o.clock, keys, trust: keys, auth };
+    const clearer = new Clearer(db, clearingDeps(db, o, keys), {
+      ...(o.clearing === false || o.clearing?.intervalMs === undefined ? {} : { intervalMs: o.clearing.intervalMs }),
+    });
+    const ctx: PlatformContext = { db, crypto: o.crypto, clock: o.clock, keys, trust: keys, auth, clearing: clearer };
     await bootstrap(ctx, o.firstAdmin);
     const app = await buildServer(ctx, [...coreRoutes, ...moneyRoutes(keys)], {
       ...(o.logger !== undefined ? { logger: o.logger } : {}),
       ...(o.metricsToken !== undefined ? { metricsToken: o.metricsToken } : {}),
     });
+    if (o.clearing !== false) clearer.start();
     return {
       ctx,
       keys,
       app,
       db,
+      clearer,
       openApi: () => app.swagger(),
       async close() {
         await app.close();
+        await clearer.stop();
         await db.close();
       },
     };
@@ -120,6 +131,25 @@ export async function openPlatform(o: PlatformOptions): Promise<Platform> {
     throw e;
   }
 }
+
+/** What clearing needs from the platform: the trust list (decoded once per version), settings, a credential cache. */
+function clearingDeps(db: Db, o: PlatformOptions, keys: KeyStore): ClearingDeps {
+  let trust: { version: number; body: TrustListBody } | undefined;
+  return {
+    crypto: o.crypto,
+    cache: new CredentialCache(CLEARING_CREDENTIAL_CACHE),
+    nowS: () => Math.floor(o.clock.nowMs() / 1000),
+    settings: async () => (await currentSettings(db)).settings,
+    trust: async () => {
+      const t = await keys.current();
+      if (trust?.version !== t.version) trust = { version: t.version, body: decodeTrustList(t.bytes) };
+      return trust.body;
+    },
+  };
+}
+
+/** Verified credentials clearing remembers: a campus's active credentials fit. */
+const CLEARING_CREDENTIAL_CACHE = 200_000;
 
 /** First start: what a platform needs before any terminal or wallet can use it. Each step runs once. */
 async function bootstrap(ctx: PlatformContext, firstAdmin: PlatformOptions['firstAdmin']): Promise<void> {

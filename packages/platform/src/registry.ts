@@ -210,9 +210,10 @@ export async function listTerminals(q: Queryable, merchantId?: number): Promise<
   return rows.map(toTerminal);
 }
 
-export async function revokeTerminal(q: Queryable, id: number): Promise<void> {
+/** Revokes a terminal at `nowS`: it can no longer call the platform, and clearing refuses its records made from then on. */
+export async function revokeTerminal(q: Queryable, id: number, nowS: number): Promise<void> {
   await getTerminal(q, id);
-  await q.run('UPDATE terminals SET status = ? WHERE id = ?', ['revoked', id]);
+  await q.run('UPDATE terminals SET status = ?, revoked_at = COALESCE(revoked_at, ?) WHERE id = ?', ['revoked', nowS, id]);
 }
 
 export async function touchTerminal(q: Queryable, id: number, nowS: number): Promise<void> {

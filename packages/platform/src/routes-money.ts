@@ -214,8 +214,9 @@ export function moneyRoutes(keys: KeyStore): Route[] {
         if (terminal.publicKey === null) throw new ApiError('forbidden', 'terminal not activated');
         const t = nowS(call.ctx);
         const publicKey = terminal.publicKey;
-        const result = await call.ctx.db.tx((q) => takeBatch(q, call.ctx.crypto, terminalId, publicKey, call.raw, t));
+        const result = await takeBatch(call.ctx.db, call.ctx.crypto, terminalId, publicKey, call.raw, t);
         await touchTerminal(call.ctx.db, terminalId, t);
+        if (result.stored > 0) call.ctx.clearing.kick();
         return result;
       },
     },

@@ -230,7 +230,7 @@ export const coreRoutes: Route[] = [
       const h = await call.ctx.db.tx(async (q) => {
         const held = await setHolderStatus(q, idParam(call), 'blocked', reason, staff.username, t);
         await setDenied(q, 'holder', held.id, true, reason, t);
-        for (const serial of await revokeCredentialsOf(q, held.id)) await setDenied(q, 'credential', serial, true, reason, t);
+        for (const serial of await revokeCredentialsOf(q, held.id, t)) await setDenied(q, 'credential', serial, true, reason, t);
         await publishDenyList(q, keys, t);
         return held;
       });
@@ -403,7 +403,7 @@ export const coreRoutes: Route[] = [
     tags: ['registry'],
     params: IdParams,
     handle: async (call) => {
-      await call.ctx.db.tx((q) => revokeTerminal(q, idParam(call)));
+      await call.ctx.db.tx((q) => revokeTerminal(q, idParam(call), nowS(call.ctx)));
       return { revoked: true };
     },
   },
