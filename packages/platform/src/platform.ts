@@ -22,6 +22,8 @@ import { onlineAuthMigrations } from './online-auth.js';
 import { pursesMigrations } from './purses.js';
 import { getTerminal, registryMigrations } from './registry.js';
 import { coreRoutes } from './routes.js';
+import { clearingRoutes } from './routes-clearing.js';
+import type { Route } from './http.js';
 import { moneyRoutes } from './routes-money.js';
 import { buildServer } from './server.js';
 import { prefetchKeys } from './signing-keys.js';
@@ -108,7 +110,7 @@ export async function openPlatform(o: PlatformOptions): Promise<Platform> {
     });
     const ctx: PlatformContext = { db, crypto: o.crypto, clock: o.clock, keys, trust: keys, auth, clearing: clearer };
     await bootstrap(ctx, o.firstAdmin);
-    const app = await buildServer(ctx, [...coreRoutes, ...moneyRoutes(keys)], {
+    const app = await buildServer(ctx, platformRoutes(keys), {
       ...(o.logger !== undefined ? { logger: o.logger } : {}),
       ...(o.metricsToken !== undefined ? { metricsToken: o.metricsToken } : {}),
     });
@@ -130,6 +132,11 @@ export async function openPlatform(o: PlatformOptions): Promise<Platform> {
     await db.close();
     throw e;
   }
+}
+
+/** Every route of the API, in one table: the server registers it, and test/authz.test.ts walks it. */
+export function platformRoutes(keys: KeyStore): Route[] {
+  return [...coreRoutes, ...moneyRoutes(keys), ...clearingRoutes()];
 }
 
 /** What clearing needs from the platform: the trust list (decoded once per version), settings, a credential cache. */
