@@ -814,7 +814,8 @@ async function markRecords(q: Queryable, decisions: readonly Decision[], nowS: n
 export class Clearer {
   private timer: NodeJS.Timeout | undefined;
   private running: Promise<void> | undefined;
-  private stopped = false;
+  /** Background runs happen only between start() and stop(); drain() works either way. */
+  private stopped = true;
   private again = false;
   private cursor = 0;
   private lastError: unknown;
@@ -857,6 +858,7 @@ export class Clearer {
 
   async stop(): Promise<void> {
     this.stopped = true;
+    this.again = false;
     if (this.timer !== undefined) clearTimeout(this.timer);
     this.timer = undefined;
     await this.running;

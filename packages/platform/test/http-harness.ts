@@ -201,6 +201,8 @@ export interface StartOptions {
   /** A --db value: sqlite:PATH or postgres://…; default a SQLite file in the harness's temp dir. */
   readonly dbUrl?: string;
   readonly startS?: number;
+  /** false: no background clearing; the test clears with POST /v1/clearing/run. */
+  readonly clearing?: false;
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -234,6 +236,7 @@ export class HttpPlatform {
         clock,
         logger: false,
         firstAdmin: ADMIN,
+        ...(o.clearing === false ? { clearing: false as const } : {}),
       });
       try {
         const url = await platform.app.listen({ host: '127.0.0.1', port: 0 });
@@ -249,9 +252,9 @@ export class HttpPlatform {
   }
 
   /** A platform on fresh, empty storage of this test database (see pg-harness.ts). */
-  static async on(d: TestDatabase): Promise<HttpPlatform> {
+  static async on(d: TestDatabase, o: Omit<StartOptions, 'dbUrl'> = {}): Promise<HttpPlatform> {
     const storage = await d.fresh();
-    return HttpPlatform.start({ dbUrl: d.name === 'sqlite' ? `sqlite:${storage.location}` : storage.location });
+    return HttpPlatform.start({ ...o, dbUrl: d.name === 'sqlite' ? `sqlite:${storage.location}` : storage.location });
   }
 
   get db() {
