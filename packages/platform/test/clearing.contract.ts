@@ -25,7 +25,7 @@ import type { TestDatabase } from './pg-harness.js';
 /** A terminal's journal as the test writes it: records chained and signed, appended one by one. */
 class Journal {
   readonly records: TerminalRecord[] = [];
-  private previousHash = GENESIS_HASH;
+  private previousHash: Uint8Array = GENESIS_HASH;
 
   constructor(
     private readonly p: HttpPlatform,
