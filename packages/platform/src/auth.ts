@@ -635,6 +635,7 @@ export async function verifyTerminalRequest(
   req: SignedHttpRequest,
   nowS: number,
   replay: ReplayStore = databaseReplayStore,
+  opts: { readonly revokedMayCall?: boolean } = {},
 ): Promise<Principal & { kind: 'terminal' }> {
   const h = parseTerminalHeaders(req.headers);
   if (Math.abs(h.timeS - nowS) > REQUEST_TIME_WINDOW_S) {
@@ -645,7 +646,10 @@ export async function verifyTerminalRequest(
   }
   const key = await terminals.publicKey(h.terminalId);
   if (key === undefined) throw new ApiError('unauthenticated', `unknown terminal ${h.terminalId}`);
-  if (key.status !== 'active') throw new ApiError('forbidden', `terminal ${h.terminalId} is ${key.status}`);
+  // A revoked terminal may still hand in its journal (routes that say so): clearing refuses the
+  // records it made after its revocation, and keeps them as evidence.
+  if (key.status !== 'active' && !(key.status === 'revoked' && opts.revokedMayCall === true))
+    throw new ApiError('forbidden', `terminal ${h.terminalId} is ${key.status}`);
   let digest: Uint8Array;
   try {
     digest = await verifyRequestSignature(crypto, key, h, req.method, req.path, req.body, nowS);
@@ -730,7 +734,13 @@ export class PlatformAuth implements Authenticator {
     return createStaff(this.deps.db, { username, password, role, merchantId }, this.nowS());
   }
 
-  terminal(headers: HeaderBag, method: string, path: string, body: Uint8Array): Promise<Principal> {
+  terminal(
+    headers: HeaderBag,
+    method: string,
+    path: string,
+    body: Uint8Array,
+    opts: { readonly revokedMayCall?: boolean } = {},
+  ): Promise<Principal> {
     return verifyTerminalRequest(
       this.deps.db,
       this.deps.terminals,
@@ -738,6 +748,7 @@ export class PlatformAuth implements Authenticator {
       { method, path, headers, body },
       this.nowS(),
       this.deps.replay,
+      opts,
     );
   }
 }

@@ -27,7 +27,13 @@ export interface Authenticator {
   /** Creates a staff account. */
   createStaff(username: string, password: string, role: StaffRole, merchantId: number | null): Promise<{ id: number }>;
   /** A terminal's signed request: the terminal principal, or throws ApiError(bad_signature/unauthenticated). */
-  terminal(headers: Record<string, string | string[] | undefined>, method: string, path: string, body: Uint8Array): Promise<Principal>;
+  terminal(
+    headers: Record<string, string | string[] | undefined>,
+    method: string,
+    path: string,
+    body: Uint8Array,
+    opts?: { readonly revokedMayCall?: boolean },
+  ): Promise<Principal>;
 }
 
 export interface TrustListSource {

@@ -16,7 +16,8 @@ export type Access =
   | { readonly kind: 'session' }
   /** A staff member of these roles, or the holder named by the :id parameter. */
   | { readonly kind: 'staff_or_self'; readonly roles: readonly StaffRole[] }
-  | { readonly kind: 'terminal' }
+  /** A terminal's signed request; `revokedMayCall`: a revoked terminal too (handing in its journal). */
+  | { readonly kind: 'terminal'; readonly revokedMayCall?: boolean }
   /** Proved by a one-time activation code in the body (terminal activation). */
   | { readonly kind: 'activation' };
 

@@ -204,7 +204,7 @@ export function moneyRoutes(keys: KeyStore): Route[] {
     {
       method: 'POST',
       url: '/v1/terminal/upload',
-      access: { kind: 'terminal' },
+      access: { kind: 'terminal', revokedMayCall: true },
       summary: 'Upload a batch of records; answers the highest contiguous sequence held / 上传交易记录',
       tags: ['terminal'],
       binary: { contentType: 'application/octet-stream', maxBytes: BATCH_MAX_BYTES },

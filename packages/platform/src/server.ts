@@ -189,7 +189,9 @@ function register(app: FastifyInstance, ctx: PlatformContext, route: Route): voi
       const params = (req.params ?? {}) as Record<string, string>;
       let principal: Principal | undefined;
       if (route.access.kind === 'terminal') {
-        principal = await ctx.auth.terminal(req.headers, req.method, req.url, new Uint8Array(req.rawBody ?? Buffer.alloc(0)));
+        principal = await ctx.auth.terminal(req.headers, req.method, req.url, new Uint8Array(req.rawBody ?? Buffer.alloc(0)), {
+          revokedMayCall: route.access.revokedMayCall === true,
+        });
       } else if (route.access.kind !== 'public' && route.access.kind !== 'activation') {
         const token = bearerToken(req);
         principal = token === undefined ? undefined : await ctx.auth.bearer(token);

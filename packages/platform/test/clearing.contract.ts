@@ -318,6 +318,26 @@ export function clearingContract(d: TestDatabase): void {
       await booksBalance();
     });
 
+    it('lets a revoked terminal hand in its journal: records from before the revocation are paid, later ones refused', async () => {
+      const a = await payer(5_000);
+      const t = new Journal(p(), await p().newTerminal());
+      await t.pay(await a.code(), 250);
+      p().clock.advance(5);
+      ok(await p().post(`/v1/terminals/${t.t.id}/revoke`, {}, await p().admin()));
+      p().clock.advance(5);
+      await t.pay(await a.code(), 350);
+      expect(ok(await t.upload())).toMatchObject({ ackedThrough: 2, stored: 2 });
+      expect(await run()).toMatchObject({ records: 2, posted: 1, refused: 1 });
+      expect(await flagsOf(t.t)).toMatchObject([{ sequence: 2, reason: 'terminal_revoked', paid: false }]);
+      expect((await p().purses(a.holder.session)).cash).toBe(5_000 - 250);
+      // Revoked, it may no longer ask for anything else.
+      const lists = await p().request('POST', '/v1/terminal/authorize', {
+        as: t.t,
+        json: { code: b64((await a.code()).bytes), amount: 100, time: p().clock.nowS() },
+      });
+      expect(lists.status).toBe(403);
+    });
+
     it('carries an overdraft with the operator advance, leaves the payer in arrears, and the next top-up repays it first', async () => {
       const a = await payer(1_000);
       const t1 = new Journal(p(), await p().newTerminal());
