@@ -42,11 +42,14 @@ import {
   holderBalancesMany,
   int,
   merchantPayables,
+  type EntryId,
   type NewEntry,
   type Posting,
   postMany,
+  reverse,
   systemAccount,
 } from './ledger.js';
+import { ApiError } from './errors.js';
 import { LEDGER_BATCH_ENTRIES_MAX } from './limits.js';
 import { creditLimitsOf } from './purses.js';
 import type { RiskSettings } from './settings.js';
@@ -83,6 +86,10 @@ export const clearingMigrations: Migration[] = [
       'CREATE INDEX records_by_holder ON records (holder_id, time)',
       `ALTER TABLE credentials ADD COLUMN revoked_at ${d.int}`,
       `ALTER TABLE terminals ADD COLUMN revoked_at ${d.int}`,
+      // Which record an online approval was linked to; an approval whose record never came is reversed.
+      `ALTER TABLE online_authorizations ADD COLUMN record_sequence ${d.int}`,
+      `ALTER TABLE online_authorizations ADD COLUMN reversed_at ${d.int}`,
+      `ALTER TABLE online_authorizations ADD COLUMN reversal_entry ${d.int}`,
       `CREATE TABLE clearing_runs (
         id ${d.serialKey},
         started_at ${d.int} NOT NULL,
@@ -196,6 +203,12 @@ export const CLEARING_RULES = {
     en: 'The record says the platform authorized it online, but there is no such authorization',
     zh: '记录声称已联机授权，但平台无此授权',
   },
+  late_record: {
+    paid: true,
+    bears: 'holder',
+    en: 'The record of an online approval arrived after the approval had been reversed as unclaimed; charged again now',
+    zh: '联机授权因长期无记录已被冲正，之后记录才到达；现重新扣款',
+  },
   amount_mismatch: {
     paid: true,
     bears: 'none',
@@ -251,6 +264,9 @@ const EMPTY: ClearingResult = { records: 0, posted: 0, linked: 0, refused: 0, fl
 
 /** How many records one run takes at most: one transaction, LEDGER_BATCH_ENTRIES_MAX entries. */
 export const CLEARING_BATCH_MAX = LEDGER_BATCH_ENTRIES_MAX;
+
+/** An online approval with no record after this many times the policy's longest offline window is reversed. */
+export const UNCLAIMED_AFTER_OFFLINE_WINDOWS = 2;
 
 interface Candidate {
   readonly terminalId: number;
@@ -339,6 +355,8 @@ interface Decision {
   state: RecordState;
   /** Who pays: the holder's purses (funding order), the loss reserve, or nobody (refused or linked). */
   charge: 'holder' | 'loss_reserve' | 'none';
+  /** The code's claim is already held by an online approval of this terminal that was reversed: charge without claiming. */
+  reclaim: boolean;
   readonly flags: { reason: ClearingReason; detail: string; related?: { terminal?: number; sequence?: number; authorization?: number } }[];
   holderId: number | undefined;
 }
@@ -368,6 +386,7 @@ async function decideAndPost(
     c,
     state: 'posted',
     charge: 'holder',
+    reclaim: false,
     flags: [],
     holderId: c.code?.credential.holder,
   }));
@@ -567,18 +586,23 @@ async function linkOnline(q: Queryable, decisions: Decision[]): Promise<void> {
   for (let i = 0; i < open.length; i += IN_CHUNK) {
     const part = open.slice(i, i + IN_CHUNK);
     const rows = await q.all(
-      `SELECT id, terminal_id, serial, counter, amount FROM online_authorizations WHERE ${part.map(() => '(serial = ? AND counter = ?)').join(' OR ')}`,
+      `SELECT id, terminal_id, serial, counter, amount, reversed_at FROM online_authorizations WHERE ${part.map(() => '(serial = ? AND counter = ?)').join(' OR ')}`,
       part.flatMap((d) => [d.c.code?.credential.serial ?? 0, d.c.code?.counter ?? 0]),
     );
     for (const r of rows) approvals.set(codeKey(int(r.serial, 'serial'), int(r.counter, 'counter')), r);
   }
+  const links: [number, number][] = [];
   for (const d of decisions) {
     if (d.state === 'refused' || d.c.code === undefined) continue;
     const a = approvals.get(codeKey(d.c.code.credential.serial, d.c.code.counter));
     const mine = a !== undefined && int(a.terminal_id, 'terminal') === d.c.terminalId;
-    if (mine) {
+    if (mine && a.reversed_at !== null) {
+      d.reclaim = true;
+      flagOf(d, 'late_record', `authorization ${String(a.id)} reversed at ${String(a.reversed_at)}`, { authorization: int(a.id, 'id') });
+    } else if (mine) {
       d.state = 'linked';
       d.charge = 'none';
+      links.push([int(a.id, 'id'), d.c.sequence]);
       const amount = int(a.amount, 'amount');
       if (amount !== d.c.record.amount)
         flagOf(d, 'amount_mismatch', `record ${d.c.record.amount} fen, authorized ${amount} fen`, { authorization: int(a.id, 'id') });
@@ -591,6 +615,7 @@ async function linkOnline(q: Queryable, decisions: Decision[]): Promise<void> {
       );
     }
   }
+  for (const [id, sequence] of links) await q.run('UPDATE online_authorizations SET record_sequence = ? WHERE id = ?', [sequence, id]);
 }
 
 /**
@@ -601,7 +626,7 @@ async function claimCodes(q: Queryable, decisions: Decision[], nowS: number): Pr
   const toClaim: Decision[] = [];
   const inBatch = new Map<string, Decision>();
   for (const d of decisions) {
-    if (d.state !== 'posted' || d.c.code === undefined) continue;
+    if (d.state !== 'posted' || d.c.code === undefined || d.reclaim) continue;
     const key = codeKey(d.c.code.credential.serial, d.c.code.counter);
     const first = inBatch.get(key);
     if (first !== undefined) replay(d, first.c.terminalId, first.c.sequence, undefined);
@@ -621,6 +646,20 @@ async function claimCodes(q: Queryable, decisions: Decision[], nowS: number): Pr
     for (const r of rows) won.add(codeKey(int(r.serial, 'serial'), int(r.counter, 'counter')));
   }
   const lost = toClaim.filter((d) => !won.has(codeKey(d.c.code?.credential.serial ?? 0, d.c.code?.counter ?? 0)));
+  // A reversed approval's code is taken over once by its late record; any other record of it is a replay.
+  for (const d of decisions) {
+    if (d.state !== 'posted' || !d.reclaim || d.c.code === undefined) continue;
+    const n = await q.run(
+      "UPDATE used_codes SET via = 'offline', sequence = ? WHERE serial = ? AND counter = ? AND via = 'online' AND terminal_id = ?",
+      [d.c.sequence, d.c.code.credential.serial, d.c.code.counter, d.c.terminalId],
+    );
+    if (n === 0) {
+      // Another record of this terminal took the code over first: this one is a replay, not the late record.
+      const late = d.flags.findIndex((f) => f.reason === 'late_record');
+      if (late >= 0) d.flags.splice(late, 1);
+      lost.push(d);
+    }
+  }
   for (const d of lost) {
     const code = d.c.code;
     if (code === undefined) continue;
@@ -807,6 +846,43 @@ async function markRecords(q: Queryable, decisions: readonly Decision[], nowS: n
 }
 
 /**
+ * Reverses online approvals whose record never came: the terminal journals a payment before it
+ * accepts, so an approval without a record after `afterS` (twice the longest a terminal may stay
+ * offline) means the answer was lost and the payer was not served. The holder gets the money back
+ * (a reversing entry); a record that still arrives later is charged again (`late_record`). Each
+ * approval in its own transaction; one the ledger refuses to reverse is left for a person.
+ */
+export async function reverseUnclaimedApprovals(db: Db, nowS: number, afterS: number, limit = 200): Promise<number> {
+  const rows = await db.all(
+    'SELECT id, entry_id FROM online_authorizations WHERE record_sequence IS NULL AND reversed_at IS NULL AND authorized_at < ? ORDER BY id LIMIT ?',
+    [nowS - afterS, limit],
+  );
+  let reversed = 0;
+  for (const r of rows) {
+    const id = int(r.id, 'id');
+    try {
+      const done = await db.tx(async (q) => {
+        const still = await q.one('SELECT id FROM online_authorizations WHERE id = ? AND record_sequence IS NULL AND reversed_at IS NULL', [
+          id,
+        ]);
+        if (still === undefined) return false;
+        const entry = await reverse(q, int(r.entry_id, 'entry') as EntryId, {
+          reason: `online approval ${id}: no record from the terminal within ${afterS} s; the payer was not served`,
+          by: 'clearing',
+          postedAtS: nowS,
+        });
+        await q.run('UPDATE online_authorizations SET reversed_at = ?, reversal_entry = ? WHERE id = ?', [nowS, entry, id]);
+        return true;
+      });
+      if (done) reversed++;
+    } catch (e) {
+      if (!(e instanceof ApiError)) throw e;
+    }
+  }
+  return reversed;
+}
+
+/**
  * Runs clearing in the background: as long as records are pending, run after run; then it waits
  * `intervalMs` or until kicked (an upload arrived). One run at a time per process; several
  * processes may each run one.
@@ -819,6 +895,7 @@ export class Clearer {
   private again = false;
   private cursor = 0;
   private lastError: unknown;
+  private lastReversalS = 0;
 
   constructor(
     private readonly db: Db,
@@ -842,14 +919,20 @@ export class Clearer {
     else this.schedule(0);
   }
 
-  /** Clears until nothing is pending; resolves with the totals. For tools and tests. */
-  async drain(): Promise<ClearingResult> {
+  /** Clears until nothing is pending, then reverses unclaimed online approvals; resolves with the totals. */
+  async drain(): Promise<ClearingResult & { readonly reversedApprovals: number }> {
     let total = EMPTY;
     for (;;) {
       const r = await clearOnce(this.db, this.deps, { startTerminal: this.cursor });
-      if (r.records === 0) return total;
+      if (r.records === 0) break;
       total = add(total, r);
     }
+    return { ...total, reversedApprovals: await this.reverseUnclaimed() };
+  }
+
+  private async reverseUnclaimed(): Promise<number> {
+    const s = await this.deps.settings();
+    return reverseUnclaimedApprovals(this.db, this.deps.nowS(), UNCLAIMED_AFTER_OFFLINE_WINDOWS * s.maxOfflineS);
   }
 
   get error(): unknown {
@@ -886,7 +969,15 @@ export class Clearer {
         // Several processes start from different terminals, so they mostly clear different records.
         const r = await clearOnce(this.db, this.deps, { startTerminal: this.cursor });
         this.lastError = undefined;
-        if (r.records === 0) return;
+        if (r.records === 0) {
+          // Idle: at most once a minute, give back approvals whose record never came.
+          const now = this.deps.nowS();
+          if (now - this.lastReversalS >= 60) {
+            this.lastReversalS = now;
+            await this.reverseUnclaimed();
+          }
+          return;
+        }
         this.opts.onRun?.(r);
         this.cursor = (this.cursor + 1 + Math.floor(Math.random() * 64)) % 1_000_000;
       } catch (e) {

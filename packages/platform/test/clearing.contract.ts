@@ -18,7 +18,9 @@ import {
 } from '@duet/protocol';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { auditLedger } from '../src/ledger.js';
+import { UNCLAIMED_AFTER_OFFLINE_WINDOWS } from '../src/clearing.js';
 import { GAP_ALARM_AFTER_S } from '../src/routes-clearing.js';
+import { DEFAULT_SETTINGS } from '../src/settings.js';
 import { b64, type EnrolledHolder, HttpPlatform, ok, type TestTerminal } from './http-harness.js';
 import type { TestDatabase } from './pg-harness.js';
 
@@ -111,7 +113,7 @@ export function clearingContract(d: TestDatabase): void {
       return me;
     }
 
-    async function run(): Promise<{ records: number; posted: number; linked: number; refused: number }> {
+    async function run(): Promise<{ records: number; posted: number; linked: number; refused: number; reversedApprovals: number }> {
       return ok(await p().post('/v1/clearing/run', {}, await p().admin()));
     }
 
@@ -315,6 +317,34 @@ export function clearingContract(d: TestDatabase): void {
       expect(await state(t.t, 1)).toBe('linked');
       expect(await flagsOf(t.t)).toMatchObject([{ sequence: 2, reason: 'online_unmatched', paid: false }]);
       expect((await p().purses(a.holder.session)).cash).toBe(5_000 - 650);
+      await booksBalance();
+    });
+
+    it('gives back an online approval whose record never came, and charges a record that still arrives later once', async () => {
+      const a = await payer(5_000);
+      const t = new Journal(p(), await p().newTerminal());
+      const code = await a.code();
+      const t0 = p().clock.nowS();
+      const answer = ok<{ approved: boolean }>(
+        await p().request('POST', '/v1/terminal/authorize', { as: t.t, json: { code: b64(code.bytes), amount: 650, time: t0 } }),
+      );
+      expect(answer.approved).toBe(true);
+      expect((await p().purses(a.holder.session)).cash).toBe(4_350);
+      expect(await run()).toMatchObject({ records: 0, reversedApprovals: 0 });
+      p().clock.advance(UNCLAIMED_AFTER_OFFLINE_WINDOWS * DEFAULT_SETTINGS.maxOfflineS + 1);
+      expect(await run()).toMatchObject({ reversedApprovals: 1 });
+      expect((await p().purses(a.holder.session)).cash).toBe(5_000);
+      expect(await run()).toMatchObject({ reversedApprovals: 0 });
+      // The terminal comes back after all, with the record of that payment.
+      await t.pay(code, 650, { path: 'online', time: t0 });
+      await t.pay(code, 650, { path: 'online', time: t0 });
+      ok(await t.upload());
+      expect(await run()).toMatchObject({ records: 2, posted: 1, refused: 1 });
+      expect((await flagsOf(t.t)).map((f) => [f.sequence, f.reason, f.paid])).toEqual([
+        [1, 'late_record', true],
+        [2, 'replay_same_terminal', false],
+      ]);
+      expect((await p().purses(a.holder.session)).cash).toBe(4_350);
       await booksBalance();
     });
 
