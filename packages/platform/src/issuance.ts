@@ -205,6 +205,22 @@ export async function issueCredential(
   return credential;
 }
 
+/** Whether each credential may still pay online (CredentialCheck of online-auth.ts): active, or why not. */
+export async function credentialStandings(
+  q: Queryable,
+  serials: readonly number[],
+): Promise<ReadonlyMap<number, { readonly active: true } | { readonly active: false; readonly detail: string }>> {
+  const rows = await q.all(`SELECT serial, status FROM credentials WHERE serial IN (${serials.map(() => '?').join(', ')})`, serials);
+  return new Map(
+    rows.map((r) => [
+      Number(r.serial),
+      r.status === 'active'
+        ? { active: true as const }
+        : { active: false as const, detail: `credential ${String(r.serial)} is ${String(r.status)}` },
+    ]),
+  );
+}
+
 /** Revokes a holder's active credentials at `nowS` (clearing judges later payments against that time). */
 export async function revokeCredentialsOf(q: Queryable, holderId: number, nowS: number): Promise<number[]> {
   const rows = await q.all('SELECT serial FROM credentials WHERE holder_id = ? AND status = ?', [holderId, 'active']);

@@ -66,8 +66,13 @@ export type HolderStanding = { readonly active: true } | { readonly active: fals
  */
 export type HolderCheck = (q: Queryable, holderIds: readonly number[]) => Promise<ReadonlyMap<number, HolderStanding>>;
 
+/** Whether credentials are still good (not revoked), for a whole batch at once; a serial missing from the answer is declined. */
+export type CredentialCheck = (q: Queryable, serials: readonly number[]) => Promise<ReadonlyMap<number, HolderStanding>>;
+
 export interface OnlineAuthOptions {
   readonly holderCheck: HolderCheck;
+  /** Read in the batch's transaction, like holderCheck; absent: credentials are not checked here. */
+  readonly credentialCheck?: CredentialCheck;
 }
 
 /** Stable detail codes of online declines: the first word of `detail`, before the colon. */
@@ -75,6 +80,7 @@ export const ONLINE_DECLINE_DETAILS = [
   'code_used',
   'time_skew',
   'holder_inactive',
+  'credential_inactive',
   'in_arrears',
   'insufficient_funds',
   'internal',
@@ -260,6 +266,16 @@ async function authorizeBatch(q: Queryable, dialect: Dialect, items: readonly It
     const s = standings.get(items[i]?.request.holderId ?? 0);
     if (s === undefined) answers[i] = decline('declined_online', 'holder_inactive: unknown holder');
     else if (!s.active) answers[i] = decline('declined_online', `holder_inactive: ${s.detail}`);
+  }
+  if (opts.credentialCheck !== undefined) {
+    const serials = [...new Set(open().map((i) => items[i]?.request.serial ?? 0))];
+    const credentials = serials.length === 0 ? new Map<number, HolderStanding>() : await opts.credentialCheck(q, serials);
+    for (const i of open()) {
+      const serial = items[i]?.request.serial ?? 0;
+      const c = credentials.get(serial);
+      if (c === undefined) answers[i] = decline('declined_online', `credential_inactive: credential ${serial} is unknown`);
+      else if (!c.active) answers[i] = decline('declined_online', `credential_inactive: ${c.detail}`);
+    }
   }
   const approved = await fundAndClaim(q, dialect, items, answers);
   await recordDeclines(q, items, answers);

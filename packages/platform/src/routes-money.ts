@@ -22,6 +22,7 @@ import { getHolder, holderStandings } from './holders.js';
 import { b64, type Call, fromB64, holderOf, type Route, staffOf, terminalOf, terminalPrincipal } from './http.js';
 import { takeBatch } from './intake.js';
 import type { KeyStore } from './keys.js';
+import { credentialStandings } from './issuance.js';
 import { OnlineAuthorizer } from './online-auth.js';
 import { grantSubsidy, purses, setCreditLine, topUp } from './purses.js';
 import { getTerminal, touchTerminal } from './registry.js';
@@ -183,10 +184,7 @@ export function moneyRoutes(keys: KeyStore): Route[] {
         const code = await verifiedCode(call, b.code, hot);
         if ('declined' in code) return { approved: false, reason: 'declined_online', detail: `code: ${code.declined}` };
         const c = code.credential;
-        const status = await call.ctx.db.one('SELECT status FROM credentials WHERE serial = ?', [c.serial]);
-        if (status !== undefined && status.status !== 'active')
-          return { approved: false, reason: 'declined_online', detail: `credential ${c.serial} is ${String(status.status)}` };
-        hot.authorizer ??= new OnlineAuthorizer(call.ctx.db, { holderCheck: holderStandings });
+        hot.authorizer ??= new OnlineAuthorizer(call.ctx.db, { holderCheck: holderStandings, credentialCheck: credentialStandings });
         return hot.authorizer.authorize(
           {
             terminalId,

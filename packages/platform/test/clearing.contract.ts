@@ -348,6 +348,21 @@ export function clearingContract(d: TestDatabase): void {
       await booksBalance();
     });
 
+    it('declines online a credential revoked by a block even after the holder is unblocked', async () => {
+      const a = await payer(5_000);
+      const t = new Journal(p(), await p().newTerminal());
+      ok(await p().post(`/v1/holders/${a.holder.id}/block`, { reason: 'phone reported lost' }, await p().admin()));
+      ok(await p().post(`/v1/holders/${a.holder.id}/unblock`, { reason: 'phone found' }, await p().admin()));
+      const answer = ok<{ approved: boolean; detail: string }>(
+        await p().request('POST', '/v1/terminal/authorize', {
+          as: t.t,
+          json: { code: b64((await a.code()).bytes), amount: 100, time: p().clock.nowS() },
+        }),
+      );
+      expect(answer).toMatchObject({ approved: false, detail: expect.stringMatching(/^credential_inactive: credential \d+ is revoked/) });
+      expect((await p().purses(a.holder.session)).cash).toBe(5_000);
+    });
+
     it('lets a revoked terminal hand in its journal: records from before the revocation are paid, later ones refused', async () => {
       const a = await payer(5_000);
       const t = new Journal(p(), await p().newTerminal());
