@@ -814,7 +814,9 @@ async function markRecords(q: Queryable, decisions: readonly Decision[], nowS: n
 export class Clearer {
   private timer: NodeJS.Timeout | undefined;
   private running: Promise<void> | undefined;
-  private stopped = false;
+  // Stopped until start(): a platform opened with `clearing: false` must not begin clearing in the
+  // background when an upload kicks it (its owner clears with drain()).
+  private stopped = true;
   private again = false;
   private cursor = 0;
   private lastError: unknown;
