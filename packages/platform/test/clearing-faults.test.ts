@@ -66,6 +66,8 @@ function prng(seed: number): { next(): number; int(n: number): number } {
 }
 
 const crypto = nodeCrypto();
+/** The process suites take 30-45 s alone; the margin is for a machine running every test file at once. */
+const HEAVY_TIMEOUT_MS = 150_000;
 const nowS = () => Math.floor(Date.now() / 1000);
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
@@ -335,7 +337,7 @@ async function expectBooks(q: Queryable, campus: Campus): Promise<void> {
     const got = rows.map((r) => ({ sequence: Number(r.sequence), cleared: String(r.cleared) }));
     const want = till.made.map((m, i) => ({ sequence: i + 1, cleared: m.pays ? 'posted' : 'refused' }));
     expect(got, `terminal ${till.id} records`).toEqual(want);
-    rows.forEach((r, i) => expect(r.bytes, `terminal ${till.id} record ${i + 1} bytes`).toEqual(till.made[i]?.record.bytes));
+    for (const [i, r] of rows.entries()) expect(r.bytes, `terminal ${till.id} record ${i + 1} bytes`).toEqual(till.made[i]?.record.bytes);
   }
   const posted = await count(q, "SELECT COUNT(*) AS n FROM records WHERE cleared = 'posted'");
   expect(posted).toBe(campus.tills.reduce((s, t) => s + t.made.filter((m) => m.pays).length, 0));
@@ -379,68 +381,76 @@ describe.skipIf(!pgAvailable)('two duet serve processes on one PostgreSQL', () =
     }
   });
 
-  it('post every record exactly once, whatever each process receives (duplicates to both, overlaps, reordering)', async () => {
-    const rng = prng(SEED);
-    const storage = await freshPostgres();
-    const campus = await seedOn({ dbUrl: storage.location, dataDir: tempDir() }, { tills: 8, payers: 40, firstHolder: 510_001 });
-    await makeRecords(campus, 400, rng);
-    const a = await serve(['--db', storage.location, '--data', tempDir()]);
-    running.push(a);
-    const b = await serve(['--db', storage.location, '--data', tempDir()]);
-    running.push(b);
-    const urls = [a.url, b.url];
-    const link = new Uplink();
+  it(
+    'post every record exactly once, whatever each process receives (duplicates to both, overlaps, reordering)',
+    async () => {
+      const rng = prng(SEED);
+      const storage = await freshPostgres();
+      let t0 = Date.now();
+      const campus = await seedOn({ dbUrl: storage.location, dataDir: tempDir() }, { tills: 8, payers: 40, firstHolder: 510_001 });
+      console.log(`two processes: seeded in ${Date.now() - t0} ms`);
+      t0 = Date.now();
+      await makeRecords(campus, 400, rng);
+      console.log(`two processes: made records in ${Date.now() - t0} ms`);
+      const a = await serve(['--db', storage.location, '--data', tempDir()]);
+      running.push(a);
+      const b = await serve(['--db', storage.location, '--data', tempDir()]);
+      running.push(b);
+      const urls = [a.url, b.url];
+      const link = new Uplink();
 
-    // Each till's batches: 20..80 records, each overlapping the one before by up to 10; a third
-    // go to both processes at once, about one in six is sent before the batch ahead of it.
-    let both = 0;
-    let swapped = 0;
-    const sendAll = async (till: Till) => {
-      const batches: [number, number][] = [];
-      for (let from = 1; from <= till.made.length; ) {
-        const to = Math.min(till.made.length, from + 19 + rng.int(61));
-        batches.push([Math.max(1, from - rng.int(11)), to]);
-        from = to + 1;
-      }
-      for (let i = 0; i + 1 < batches.length; i++) {
-        if (rng.next() < 1 / 6) {
-          const x = batches[i];
-          const y = batches[i + 1];
-          if (x === undefined || y === undefined) continue;
-          batches[i] = y;
-          batches[i + 1] = x;
-          swapped++;
-          i++;
+      // Each till's batches: 20..80 records, each overlapping the one before by up to 10; a third
+      // go to both processes at once, about one in six is sent before the batch ahead of it.
+      let both = 0;
+      let swapped = 0;
+      const sendAll = async (till: Till) => {
+        const batches: [number, number][] = [];
+        for (let from = 1; from <= till.made.length; ) {
+          const to = Math.min(till.made.length, from + 19 + rng.int(61));
+          batches.push([Math.max(1, from - rng.int(11)), to]);
+          from = to + 1;
         }
-      }
-      for (const [from, to] of batches) {
-        const body = batchOf(till, from, to);
-        const targets = rng.next() < 1 / 3 ? urls : [urls[rng.int(2)] ?? a.url];
-        if (targets.length === 2) both++;
-        const answers = await Promise.all(targets.map((url) => link.upload(url, till, body)));
-        for (const r of answers) expect(expectAcked(r).ackedThrough).toBeLessThanOrEqual(till.made.length);
-      }
-      // The terminal's last upload: both processes acknowledge the whole chain.
-      for (const url of urls)
-        expect(expectAcked(await link.upload(url, till, batchOf(till, till.made.length, till.made.length))).ackedThrough).toBe(
-          till.made.length,
-        );
-    };
-    const started = Date.now();
-    await Promise.all(campus.tills.map(sendAll));
-    const uploadedMs = Date.now() - started;
+        for (let i = 0; i + 1 < batches.length; i++) {
+          if (rng.next() < 1 / 6) {
+            const x = batches[i];
+            const y = batches[i + 1];
+            if (x === undefined || y === undefined) continue;
+            batches[i] = y;
+            batches[i + 1] = x;
+            swapped++;
+            i++;
+          }
+        }
+        for (const [from, to] of batches) {
+          const body = batchOf(till, from, to);
+          const targets = rng.next() < 1 / 3 ? urls : [urls[rng.int(2)] ?? a.url];
+          if (targets.length === 2) both++;
+          const answers = await Promise.all(targets.map((url) => link.upload(url, till, body)));
+          for (const r of answers) expect(expectAcked(r).ackedThrough).toBeLessThanOrEqual(till.made.length);
+        }
+        // The terminal's last upload: both processes acknowledge the whole chain.
+        for (const url of urls)
+          expect(expectAcked(await link.upload(url, till, batchOf(till, till.made.length, till.made.length))).ackedThrough).toBe(
+            till.made.length,
+          );
+      };
+      const started = Date.now();
+      await Promise.all(campus.tills.map(sendAll));
+      const uploadedMs = Date.now() - started;
 
-    const db = await storage.open();
-    await waitCleared(db, campus, 45_000);
-    console.log(
-      `two processes: ${campus.tills.length * 400} records uploaded in ${uploadedMs} ms (${both} batches to both, ${swapped} swapped, ${link.busy} busy retries), cleared after ${Date.now() - started} ms in ${await count(db, 'SELECT COUNT(*) AS n FROM clearing_runs')} runs`,
-    );
-    expect(both).toBeGreaterThan(0);
-    expect(swapped).toBeGreaterThan(0);
-    await expectBooks(db, campus);
-    expect(await count(db, 'SELECT COUNT(*) AS n FROM clearing_flags')).toBe(0);
-    expect(await count(db, 'SELECT COUNT(*) AS n FROM intake_flags')).toBe(0);
-  });
+      const db = await storage.open();
+      await waitCleared(db, campus, 45_000);
+      console.log(
+        `two processes: ${campus.tills.length * 400} records uploaded in ${uploadedMs} ms (${both} batches to both, ${swapped} swapped, ${link.busy} busy retries), cleared after ${Date.now() - started} ms in ${await count(db, 'SELECT COUNT(*) AS n FROM clearing_runs')} runs`,
+      );
+      expect(both).toBeGreaterThan(0);
+      expect(swapped).toBeGreaterThan(0);
+      await expectBooks(db, campus);
+      expect(await count(db, 'SELECT COUNT(*) AS n FROM clearing_flags')).toBe(0);
+      expect(await count(db, 'SELECT COUNT(*) AS n FROM intake_flags')).toBe(0);
+    },
+    HEAVY_TIMEOUT_MS,
+  );
 });
 
 // ---------------------------------------------------------------------------------------------
@@ -461,11 +471,13 @@ function killTest(d: TestDatabase, seedOffset: number): void {
       };
       const campus = await seedOn(
         { ...(storage !== undefined ? { dbUrl: storage.location } : {}), dataDir },
-        { tills: 6, payers: 30, firstHolder: 520_001 },
+        { tills: 4, payers: 20, firstHolder: 520_001 },
       );
       const KILLS = 4;
-      const PER_PHASE = 350;
+      const PER_PHASE = 250;
+      const t0 = Date.now();
       await makeRecords(campus, PER_PHASE * (KILLS + 1), rng);
+      console.log(`${d.name}: made ${campus.tills.length * PER_PHASE * (KILLS + 1)} records in ${Date.now() - t0} ms`);
       const link = new Uplink();
       const acked = new Map<number, number>();
       let killedMidBacklog = 0;
@@ -544,11 +556,12 @@ function killTest(d: TestDatabase, seedOffset: number): void {
         await last.exited;
       }
     },
+    HEAVY_TIMEOUT_MS,
   );
 }
 
 describe('a duet serve killed in the middle of clearing', () => {
-  databases.forEach((d, i) => killTest(d, 1_000 * (i + 1)));
+  for (const [i, d] of databases.entries()) killTest(d, 1_000 * (i + 1));
 });
 
 // ---------------------------------------------------------------------------------------------
@@ -779,4 +792,4 @@ function badInputTests(d: TestDatabase): void {
   });
 }
 
-databases.forEach(badInputTests);
+for (const d of databases) badInputTests(d);
