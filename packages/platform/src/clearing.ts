@@ -890,7 +890,7 @@ export async function reverseUnclaimedApprovals(db: Db, nowS: number, afterS: nu
 export class Clearer {
   private timer: NodeJS.Timeout | undefined;
   private running: Promise<void> | undefined;
-  /** Background runs happen only between start() and stop(); drain() works either way. */
+  /** Background runs happen only between start() and stop() (a platform opened with `clearing: false` never clears by itself); drain() works either way. */
   private stopped = true;
   private again = false;
   private cursor = 0;

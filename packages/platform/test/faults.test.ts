@@ -15,21 +15,17 @@
  *   restarted: every acknowledged top-up is there, with the result it was acknowledged with, and
  *   the balance is the sum of what was posted.
  */
-import { type ChildProcess, spawn } from 'node:child_process';
 import { existsSync, mkdtempSync, rmSync } from 'node:fs';
-import { createServer, type Server, type Socket, connect } from 'node:net';
 import { tmpdir } from 'node:os';
-import { dirname, join } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { join } from 'node:path';
 import Database from 'better-sqlite3';
 import { afterAll, describe, expect, it } from 'vitest';
 import type { Db } from '../src/db/db.js';
 import { openSqlite } from '../src/db/sqlite.js';
-import { ADMIN, errorOf, expectError, HttpPlatform, idemKey, ok, PASSPHRASE, type Reply, type Session } from './http-harness.js';
+import { ADMIN, errorOf, expectError, HttpPlatform, idemKey, ok, type Reply, type Session } from './http-harness.js';
 import { databases, freshPostgres, freshSqlite, pgAvailable, type TestDatabase } from './pg-harness.js';
-
-const HERE = dirname(fileURLToPath(import.meta.url));
-const CLI = join(HERE, '../../cli/dist/main.js');
+import { CLI, serve } from './serve-harness.js';
+import { TcpProxy } from './tcp-proxy.js';
 
 const dirs: string[] = [];
 afterAll(() => {
@@ -70,57 +66,6 @@ async function expectWhole(db: Db): Promise<void> {
 async function operationsOf(db: Db, holderId: number): Promise<Map<string, { id: number; amount: number }>> {
   const rows = await db.all('SELECT id, idem_key, amount FROM purse_operations WHERE holder_id = ?', [holderId]);
   return new Map(rows.map((r) => [String(r.idem_key), { id: Number(r.id), amount: Number(r.amount) }]));
-}
-
-// ---------------------------------------------------------------------------------------------
-// A TCP proxy the test can cut
-
-class TcpProxy {
-  readonly #sockets = new Set<Socket>();
-  #server: Server | undefined;
-
-  private constructor(
-    private readonly target: { readonly host: string; readonly port: number },
-    public port: number,
-  ) {}
-
-  static async start(host: string, port: number): Promise<TcpProxy> {
-    const p = new TcpProxy({ host, port }, 0);
-    await p.restore();
-    return p;
-  }
-
-  /** Listens again (on the same port after a cut). */
-  async restore(): Promise<void> {
-    const server = createServer((client) => {
-      const upstream = connect(this.target.port, this.target.host);
-      for (const s of [client, upstream]) {
-        this.#sockets.add(s);
-        s.on('close', () => this.#sockets.delete(s));
-        s.on('error', () => {
-          client.destroy();
-          upstream.destroy();
-        });
-      }
-      client.pipe(upstream).pipe(client);
-    });
-    await new Promise<void>((resolve, reject) => {
-      server.once('error', reject);
-      server.listen(this.port, '127.0.0.1', () => resolve());
-    });
-    const address = server.address();
-    if (typeof address !== 'object' || address === null) throw new Error('proxy: no address');
-    this.port = address.port;
-    this.#server = server;
-  }
-
-  /** Stops listening and drops every connection: the database is unreachable. */
-  async cut(): Promise<void> {
-    const server = this.#server;
-    this.#server = undefined;
-    for (const s of this.#sockets) s.destroy();
-    if (server !== undefined) await new Promise<void>((resolve) => server.close(() => resolve()));
-  }
 }
 
 const topUpBody = (amount: number, key: string) => ({ amount, channel: 'cashier', idempotencyKey: key });
@@ -269,53 +214,6 @@ describe('SQLite held by another process', () => {
 
 // ---------------------------------------------------------------------------------------------
 // A killed `duet serve`
-
-interface Served {
-  readonly child: ChildProcess;
-  readonly url: string;
-  readonly exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
-}
-
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const s = createServer();
-    s.once('error', reject);
-    s.listen(0, '127.0.0.1', () => {
-      const address = s.address();
-      const port = typeof address === 'object' && address !== null ? address.port : 0;
-      s.close(() => (port > 0 ? resolve(port) : reject(new Error('no free port'))));
-    });
-  });
-}
-
-/** Starts `duet serve` and resolves when it listens. */
-async function serve(storage: readonly string[]): Promise<Served> {
-  const port = await freePort();
-  const child = spawn(process.execPath, [CLI, 'serve', '--quiet', '--port', String(port), ...storage], {
-    env: { ...process.env, DUET_KEY_PASSPHRASE: PASSPHRASE, DUET_ADMIN_PASSWORD: ADMIN.password },
-    stdio: ['ignore', 'ignore', 'pipe'],
-  });
-  const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) =>
-    child.once('exit', (code, signal) => resolve({ code, signal })),
-  );
-  let err = '';
-  const url = await new Promise<string>((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`duet serve did not start in 30 s: ${err}`)), 30_000);
-    child.stderr?.setEncoding('utf8').on('data', (chunk: string) => {
-      err += chunk;
-      const m = /listening on (http:\/\/\S+)/.exec(err);
-      if (m?.[1] !== undefined) {
-        clearTimeout(timer);
-        resolve(m[1]);
-      }
-    });
-    void exited.then(({ code, signal }) => {
-      clearTimeout(timer);
-      reject(new Error(`duet serve exited ${String(code ?? signal)} before listening: ${err}`));
-    });
-  });
-  return { child, url, exited };
-}
 
 async function call(url: string, method: string, path: string, token?: string, json?: unknown): Promise<Reply> {
   const res = await fetch(url + path, {
