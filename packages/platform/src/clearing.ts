@@ -56,6 +56,14 @@ import type { RiskSettings } from './settings.js';
 
 export const clearingMigrations: Migration[] = [
   {
+    id: 'clearing/000-one-entry-per-record',
+    // A record is paid once whichever way: as the holder's payment or from the loss reserve. The
+    // ledger's own UNIQUE (kind, reference) cannot see across the two kinds; this index can.
+    sql: () => [
+      "CREATE UNIQUE INDEX ledger_entries_one_per_record ON ledger_entries (reference) WHERE kind IN ('offline_payment', 'loss_payment')",
+    ],
+  },
+  {
     id: 'clearing/001-flags-and-links',
     sql: (d: Dialect) => [
       `CREATE TABLE clearing_flags (

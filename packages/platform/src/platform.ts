@@ -105,8 +105,11 @@ export async function openPlatform(o: PlatformOptions): Promise<Platform> {
         },
       },
     });
+    // The server's logger exists only once the server is built; clearing errors before that go nowhere.
+    let logError: (e: unknown) => void = () => {};
     const clearer = new Clearer(db, clearingDeps(db, o, keys), {
       ...(o.clearing === false || o.clearing?.intervalMs === undefined ? {} : { intervalMs: o.clearing.intervalMs }),
+      onError: (e) => logError(e),
     });
     const ctx: PlatformContext = { db, crypto: o.crypto, clock: o.clock, keys, trust: keys, auth, clearing: clearer };
     await bootstrap(ctx, o.firstAdmin);
@@ -114,6 +117,7 @@ export async function openPlatform(o: PlatformOptions): Promise<Platform> {
       ...(o.logger !== undefined ? { logger: o.logger } : {}),
       ...(o.metricsToken !== undefined ? { metricsToken: o.metricsToken } : {}),
     });
+    logError = (e) => app.log.error({ err: e }, 'clearing run failed; retrying at the next interval');
     if (o.clearing !== false) clearer.start();
     return {
       ctx,

@@ -17,7 +17,7 @@ import {
   type TerminalRecord,
 } from '@duet/protocol';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { auditLedger } from '../src/ledger.js';
+import { type AccountId, auditLedger, credit, debit, postMany } from '../src/ledger.js';
 import { UNCLAIMED_AFTER_OFFLINE_WINDOWS } from '../src/clearing.js';
 import { GAP_ALARM_AFTER_S } from '../src/routes-clearing.js';
 import { DEFAULT_SETTINGS } from '../src/settings.js';
@@ -169,6 +169,18 @@ export function clearingContract(d: TestDatabase): void {
       expect(ok(await t1.upload())).toMatchObject({ stored: 0, duplicates: 2 });
       expect((await run()).records).toBe(0);
       expect(await payable(t1.t)).toBe(before + 2_300);
+      // The database itself refuses paying a record a second time, under either kind of entry.
+      const reserve = await p().db.one("SELECT id FROM ledger_accounts WHERE kind = 'loss_reserve' AND owner = 0");
+      const payableId = await p().db.one("SELECT id FROM ledger_accounts WHERE kind = 'merchant_payable' AND owner = ?", [t1.t.merchantId]);
+      const again = {
+        kind: 'loss_payment',
+        reference: `record:${t1.t.id}:1`,
+        postedAtS: p().clock.nowS(),
+        effectiveAtS: p().clock.nowS(),
+        createdBy: 'test',
+        postings: [debit(Number(reserve?.id) as AccountId, fen(1_200)), credit(Number(payableId?.id) as AccountId, fen(1_200))],
+      };
+      await expect(p().db.tx((q) => postMany(q, [again]))).rejects.toThrow();
       await booksBalance();
     });
 
