@@ -14,6 +14,14 @@ import { benchWallet } from '../bench/wallet.js';
 import { benchHtml } from '../bench/report.js';
 import { CliError, type Command, intOption, parseOptions, str } from '../command.js';
 
+/**
+ * Records per terminal in the upload storm by default. The issue asks for 2,000 (1,000,000 records
+ * from 500 terminals); on this 2-core machine clearing runs at about 2,000 records/s, so that run
+ * takes over eight minutes. 200 (100,000 records) keeps `npm run bench` short; `--storm-records 2000`
+ * runs the full size.
+ */
+const STORM_RECORDS_PER_TERMINAL = 200;
+
 function gitCommit(): string {
   try {
     return execFileSync('git', ['rev-parse', '--short', 'HEAD'], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] }).trim();
@@ -28,7 +36,7 @@ export const benchCommand: Command = {
   usage:
     'duet bench [--only protocol|terminal|wallet|platform|clearing] [--seconds N] [--decisions N] [--storm-records N] [--html FILE]\n' +
     '  Prints one JSON object; progress goes to stderr. --seconds: time per measurement (default 2).\n' +
-    '  --storm-records: records per terminal in the upload storm (500 terminals; default 2000).',
+    '  --storm-records: records per terminal in the upload storm (500 terminals; default 200; the issue asks for 2000).',
   async run(args) {
     const o = parseOptions(args, {
       seconds: { type: 'string' },
@@ -62,7 +70,7 @@ export const benchCommand: Command = {
             terminals: 100,
             recordsPerTerminal: 200,
             stormTerminals: 500,
-            stormRecordsPerTerminal: intOption(str(o, 'storm-records'), 'storm-records', 2_000, 10_000),
+            stormRecordsPerTerminal: intOption(str(o, 'storm-records'), 'storm-records', STORM_RECORDS_PER_TERMINAL, 10_000),
             seed: 5,
           },
           progress,
