@@ -272,44 +272,20 @@ export async function clearOnce(
   deps: ClearingDeps,
   opts: { readonly limit?: number; readonly startTerminal?: number } = {},
 ): Promise<ClearingResult> {
-  const run = await prepareRun(db, deps, { limit: opts.limit, start: { terminal: opts.startTerminal ?? 0 } });
-  return commitRun(db, deps, run);
-}
-
-/** Where a run starts reading pending records: from a terminal on (wrapping round), or just after a record (no wrap). */
-type RunStart = { readonly terminal: number } | { readonly after: { readonly terminal: number; readonly sequence: number } };
-
-/** A run's records with their evidence checked, before its transaction. */
-interface PreparedRun {
-  readonly startedAt: number;
-  readonly candidates: readonly Candidate[];
-}
-
-/** Step 1 of a run, outside any transaction: reads pending records and checks their evidence. */
-async function prepareRun(
-  db: Db,
-  deps: ClearingDeps,
-  o: { readonly limit: number | undefined; readonly start: RunStart },
-): Promise<PreparedRun> {
-  const limit = Math.min(o.limit ?? CLEARING_BATCH_MAX, CLEARING_BATCH_MAX);
+  const limit = Math.min(opts.limit ?? CLEARING_BATCH_MAX, CLEARING_BATCH_MAX);
   const startedAt = deps.nowS();
-  // Both reads are issued at once, so a prefetch's reads are queued ahead of the running transaction.
-  const [rows, trust] = await Promise.all([pendingRecords(db, limit, o.start), deps.trust()]);
-  if (rows.length === 0) return { startedAt, candidates: [] };
-  return { startedAt, candidates: await Promise.all(rows.map((r) => checkEvidence(r, trust, deps))) };
-}
-
-/** Step 2 of a run, in one transaction: decides, posts and marks the prepared records still pending. */
-async function commitRun(db: Db, deps: ClearingDeps, run: PreparedRun): Promise<ClearingResult> {
-  if (run.candidates.length === 0) return EMPTY;
+  const rows = await pendingRecords(db, limit, opts.startTerminal ?? 0);
+  if (rows.length === 0) return EMPTY;
+  const trust = await deps.trust();
+  const candidates = await Promise.all(rows.map((r) => checkEvidence(r, trust, deps)));
   const settings = await deps.settings();
   return db.tx(async (q) => {
-    const result = await decideAndPost(q, db.dialect, run.candidates, settings, deps);
+    const result = await decideAndPost(q, db.dialect, candidates, settings, deps);
     if (result.records > 0) {
       await q.run(
         'INSERT INTO clearing_runs (started_at, finished_at, records, posted, linked, refused, flagged, paid_fen, loss_fen, advance_fen) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)',
         [
-          run.startedAt,
+          startedAt,
           deps.nowS(),
           result.records,
           result.posted,
@@ -326,52 +302,15 @@ async function commitRun(db: Db, deps: ClearingDeps, run: PreparedRun): Promise<
   });
 }
 
-/**
- * Runs until nothing is pending, overlapping each run's transaction with the next run's evidence
- * checks (on the thread pool with a pool-verifying provider): the next run reads the records just
- * after the current run's last, so the two never hold the same record. When that read finds
- * nothing, a fresh run from `startTerminal` (wrapping round) decides whether anything is left.
- * Each record is still decided once, in its run's transaction, against what is then committed.
- */
-async function clearPipelined(
-  db: Db,
-  deps: ClearingDeps,
-  startTerminal: () => number,
-  onRun: (r: ClearingResult) => void,
-  stopped: () => boolean,
-): Promise<void> {
-  let next = prepareRun(db, deps, { limit: undefined, start: { terminal: startTerminal() } });
-  while (!stopped()) {
-    const run = await next;
-    const last = run.candidates[run.candidates.length - 1];
-    if (last === undefined) return;
-    next = prepareRun(db, deps, { limit: undefined, start: { after: { terminal: last.terminalId, sequence: last.sequence } } });
-    // The prefetch's read is queued before this transaction, so on SQLite it does not wait for the commit.
-    onRun(await commitRun(db, deps, run));
-    const peek = await next;
-    if (peek.candidates.length === 0) next = prepareRun(db, deps, { limit: undefined, start: { terminal: startTerminal() } });
-    else next = Promise.resolve(peek);
-  }
-  // Stopped with a prefetch in flight: let it settle so no read outlives the caller.
-  await next.catch(() => undefined);
-}
-
-/** Pending payment records within their terminal's acknowledged chain, from `start` on. */
-async function pendingRecords(q: Queryable, limit: number, start: RunStart): Promise<Row[]> {
-  const sql = (where: string) =>
+/** Pending payment records within their terminal's acknowledged chain, from `startTerminal` on, wrapping round. */
+async function pendingRecords(q: Queryable, limit: number, startTerminal: number): Promise<Row[]> {
+  const sql = (cmp: string) =>
     `SELECT r.terminal_id, r.sequence, r.bytes, r.received_at FROM records r JOIN intake_acks a ON a.terminal_id = r.terminal_id
-     WHERE r.cleared = 'pending' AND r.sequence <= a.acked_through AND ${where}
+     WHERE r.cleared = 'pending' AND r.sequence <= a.acked_through AND r.terminal_id ${cmp} ?
      ORDER BY r.terminal_id, r.sequence LIMIT ?`;
-  if ('after' in start)
-    return q.all(sql('(r.terminal_id > ? OR (r.terminal_id = ? AND r.sequence > ?))'), [
-      start.after.terminal,
-      start.after.terminal,
-      start.after.sequence,
-      limit,
-    ]);
-  const first = await q.all(sql('r.terminal_id >= ?'), [start.terminal, limit]);
-  if (first.length >= limit || start.terminal === 0) return first;
-  return [...first, ...(await q.all(sql('r.terminal_id < ?'), [start.terminal, limit - first.length]))];
+  const first = await q.all(sql('>='), [startTerminal, limit]);
+  if (first.length >= limit || startTerminal === 0) return first;
+  return [...first, ...(await q.all(sql('<'), [startTerminal, limit - first.length]))];
 }
 
 async function checkEvidence(row: Row, trust: TrustListBody, deps: ClearingDeps): Promise<Candidate> {
@@ -905,16 +844,11 @@ export class Clearer {
   /** Clears until nothing is pending; resolves with the totals. For tools and tests. */
   async drain(): Promise<ClearingResult> {
     let total = EMPTY;
-    await clearPipelined(
-      this.db,
-      this.deps,
-      () => this.cursor,
-      (r) => {
-        total = add(total, r);
-      },
-      () => false,
-    );
-    return total;
+    for (;;) {
+      const r = await clearOnce(this.db, this.deps, { startTerminal: this.cursor });
+      if (r.records === 0) return total;
+      total = add(total, r);
+    }
   }
 
   get error(): unknown {
@@ -945,25 +879,19 @@ export class Clearer {
   }
 
   private async loop(): Promise<void> {
-    try {
-      // Several processes start from different terminals, so they mostly clear different records.
-      await clearPipelined(
-        this.db,
-        this.deps,
-        () => {
-          this.cursor = (this.cursor + 1 + Math.floor(Math.random() * 64)) % 1_000_000;
-          return this.cursor;
-        },
-        (r) => {
-          this.lastError = undefined;
-          if (r.records > 0) this.opts.onRun?.(r);
-        },
-        () => this.stopped,
-      );
-      this.lastError = undefined;
-    } catch (e) {
-      this.lastError = e;
-      this.opts.onError?.(e);
+    while (!this.stopped) {
+      try {
+        // Several processes start from different terminals, so they mostly clear different records.
+        const r = await clearOnce(this.db, this.deps, { startTerminal: this.cursor });
+        this.lastError = undefined;
+        if (r.records === 0) return;
+        this.opts.onRun?.(r);
+        this.cursor = (this.cursor + 1 + Math.floor(Math.random() * 64)) % 1_000_000;
+      } catch (e) {
+        this.lastError = e;
+        this.opts.onError?.(e);
+        return;
+      }
     }
   }
 }
