@@ -6,6 +6,7 @@ export * from './context.js';
 export type { Db, Dialect, Migration, Queryable, SqlValue } from './db/db.js';
 export { openDatabase } from './db/open.js';
 export * from './errors.js';
+export { type IntakeResult, takeBatch } from './intake.js';
 export { activationProofMessage } from './registry.js';
 export { ALL_MIGRATIONS, DEFAULT_AGREEMENT, openPlatform, type Platform, type PlatformOptions } from './platform.js';
 export { DEV_KEY_PASSPHRASE, passphraseFromEnv } from './keys.js';

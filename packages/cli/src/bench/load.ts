@@ -150,3 +150,110 @@ export async function openLoopHttp(
     achievedRps: Math.round(count / elapsedS),
   };
 }
+
+/** One answer as the pool read it: the status and the body bytes. */
+export interface PoolAnswer {
+  readonly status: number;
+  readonly body: Buffer;
+}
+
+/**
+ * A closed-loop client over a fixed pool of keep-alive connections: `send` queues a serialized
+ * request and resolves with its answer once a connection is free and the answer is in. Many
+ * simulated clients (terminals) share the pool, as they would share a gateway's upstream connections.
+ */
+export class KeepAlivePool {
+  private readonly idle: PoolConn[] = [];
+  private readonly queue: { wire: Buffer; resolve: (a: PoolAnswer) => void; reject: (e: Error) => void }[] = [];
+  private queueHead = 0;
+
+  private constructor(private readonly conns: PoolConn[]) {
+    for (const c of conns) c.pool = this;
+    this.idle.push(...conns);
+  }
+
+  static async open(url: string, connections: number): Promise<KeepAlivePool> {
+    const u = new URL(url);
+    const conns = await Promise.all(
+      Array.from(
+        { length: connections },
+        () =>
+          new Promise<PoolConn>((resolve, reject) => {
+            const socket = connect({ host: u.hostname, port: Number(u.port), noDelay: true });
+            const c = new PoolConn(socket);
+            socket.once('connect', () => resolve(c));
+            socket.once('error', reject);
+          }),
+      ),
+    );
+    return new KeepAlivePool(conns);
+  }
+
+  send(wire: Buffer): Promise<PoolAnswer> {
+    return new Promise((resolve, reject) => {
+      this.queue.push({ wire, resolve, reject });
+      const c = this.idle.pop();
+      if (c !== undefined) this.next(c);
+    });
+  }
+
+  /** @internal A connection is free: give it the next queued request, or park it. */
+  next(c: PoolConn): void {
+    const job = this.queue[this.queueHead];
+    if (job === undefined) {
+      this.idle.push(c);
+      return;
+    }
+    this.queue[this.queueHead++] = undefined as never;
+    if (this.queueHead > 4_096) {
+      this.queue.splice(0, this.queueHead);
+      this.queueHead = 0;
+    }
+    c.start(job);
+  }
+
+  close(): void {
+    for (const c of this.conns) c.socket.destroy();
+  }
+}
+
+class PoolConn {
+  pool: KeepAlivePool | undefined;
+  private buf: Buffer = Buffer.alloc(0);
+  private job: { resolve: (a: PoolAnswer) => void; reject: (e: Error) => void } | undefined;
+  private closed = false;
+
+  constructor(readonly socket: Socket) {
+    socket.on('data', (d: Buffer) => this.onData(d));
+    socket.on('close', () => {
+      this.closed = true;
+      this.job?.reject(new Error('load: the server closed a connection'));
+      this.job = undefined;
+    });
+  }
+
+  start(job: { wire: Buffer; resolve: (a: PoolAnswer) => void; reject: (e: Error) => void }): void {
+    if (this.closed) {
+      job.reject(new Error('load: connection closed'));
+      return;
+    }
+    this.job = job;
+    this.socket.write(job.wire);
+  }
+
+  private onData(chunk: Buffer): void {
+    this.buf = this.buf.length === 0 ? chunk : Buffer.concat([this.buf, chunk]);
+    const end = this.buf.indexOf(HEADER_END);
+    if (end < 0) return;
+    const head = this.buf.subarray(0, end).toString('latin1');
+    const m = /\r\ncontent-length:\s*(\d+)/i.exec(head);
+    const length = m?.[1] === undefined ? 0 : Number(m[1]);
+    if (this.buf.length < end + 4 + length) return;
+    const answer = { status: Number(head.slice(9, 12)), body: Buffer.from(this.buf.subarray(end + 4, end + 4 + length)) };
+    this.buf = this.buf.subarray(end + 4 + length);
+    const job = this.job;
+    this.job = undefined;
+    job?.resolve(answer);
+    this.pool?.next(this);
+  }
+}

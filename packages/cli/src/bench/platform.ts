@@ -29,7 +29,7 @@ export interface PlatformFigures {
   online_auth_warmup_ms: { p50: number; p99: number; max: number };
 }
 
-const PASSPHRASE = 'bench-passphrase-only';
+export const PASSPHRASE = 'bench-passphrase-only';
 
 /** Online authorization on both storages: SQLite (the default) under the issue's keys, PostgreSQL beside it. */
 export async function benchPlatform(
@@ -139,7 +139,8 @@ async function benchPlatformOn(
   }
 }
 
-async function startServer(dir: string, dbUrl: string | undefined): Promise<{ child: ChildProcess; url: string }> {
+/** Starts `duet serve` on a free loopback port over `dir` (SQLite) or `dbUrl`, and resolves with its URL once it listens. */
+export async function startServer(dir: string, dbUrl: string | undefined): Promise<{ child: ChildProcess; url: string }> {
   const main = join(import.meta.dirname, '..', 'main.js');
   const child = spawn(
     process.execPath,

@@ -6,12 +6,21 @@
 import { execFileSync, spawnSync } from 'node:child_process';
 import { writeFileSync } from 'node:fs';
 import { cpus } from 'node:os';
+import { benchClearing } from '../bench/clearing.js';
 import { benchPlatform } from '../bench/platform.js';
 import { benchProtocol } from '../bench/protocol.js';
 import { benchTerminal } from '../bench/terminal.js';
 import { benchWallet } from '../bench/wallet.js';
 import { benchHtml } from '../bench/report.js';
 import { CliError, type Command, intOption, parseOptions, str } from '../command.js';
+
+/**
+ * Records per terminal in the upload storm by default. The issue asks for 2,000 (1,000,000 records
+ * from 500 terminals); on this 2-core machine clearing runs at about 2,000 records/s, so that run
+ * takes over eight minutes. 200 (100,000 records) keeps `npm run bench` short; `--storm-records 2000`
+ * runs the full size.
+ */
+const STORM_RECORDS_PER_TERMINAL = 200;
 
 function gitCommit(): string {
   try {
@@ -25,13 +34,16 @@ export const benchCommand: Command = {
   name: 'bench',
   summary: { en: 'Measure every headline figure against its same-run floor (JSON)', zh: '测量各项核心指标及同次运行的物理下限（JSON）' },
   usage:
-    'duet bench [--only protocol|terminal|wallet|platform] [--seconds N] [--decisions N] [--html FILE]\n  Prints one JSON object; progress goes to stderr. --seconds: time per measurement (default 2).',
+    'duet bench [--only protocol|terminal|wallet|platform|clearing] [--seconds N] [--decisions N] [--storm-records N] [--html FILE]\n' +
+    '  Prints one JSON object; progress goes to stderr. --seconds: time per measurement (default 2).\n' +
+    '  --storm-records: records per terminal in the upload storm (500 terminals; default 200; the issue asks for 2000).',
   async run(args) {
     const o = parseOptions(args, {
       seconds: { type: 'string' },
       html: { type: 'string' },
       decisions: { type: 'string' },
       only: { type: 'string' },
+      'storm-records': { type: 'string' },
     });
     const seconds = intOption(str(o, 'seconds'), 'seconds', 2, 60);
     const html = str(o, 'html');
@@ -39,7 +51,7 @@ export const benchCommand: Command = {
       process.stderr.write(`[bench] ${msg}\n`);
     };
     const only = str(o, 'only');
-    const groups = ['protocol', 'terminal', 'wallet', 'platform'];
+    const groups = ['protocol', 'terminal', 'wallet', 'platform', 'clearing'];
     if (only !== undefined && !groups.includes(only)) {
       throw new CliError('bad_arguments', {
         en: `--only must be one of ${groups.join(', ')}`,
@@ -51,6 +63,19 @@ export const benchCommand: Command = {
     const protocol = want('protocol') ? await benchProtocol(seconds, progress) : {};
     const wallet = want('wallet') ? await benchWallet(2_000, progress) : {};
     const platform = want('platform') ? await benchPlatform(1_000, 5, progress) : {};
+    const clearing = want('clearing')
+      ? await benchClearing(
+          {
+            seconds,
+            terminals: 100,
+            recordsPerTerminal: 200,
+            stormTerminals: 500,
+            stormRecordsPerTerminal: intOption(str(o, 'storm-records'), 'storm-records', STORM_RECORDS_PER_TERMINAL, 10_000),
+            seed: 5,
+          },
+          progress,
+        )
+      : {};
     const terminal = want('terminal') ? await benchTerminal(intOption(str(o, 'decisions'), 'decisions', 2_000, 100_000), progress) : {};
     const figures = {
       meta: {
@@ -65,6 +90,7 @@ export const benchCommand: Command = {
       ...terminal,
       ...wallet,
       ...platform,
+      ...clearing,
     };
     process.stdout.write(`${JSON.stringify(figures, null, 2)}\n`);
     if (html !== undefined) writeFileSync(html, benchHtml(figures));
