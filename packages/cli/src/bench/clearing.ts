@@ -250,7 +250,7 @@ async function eachLimited<T>(items: readonly T[], limit: number, fn: (x: T) => 
   );
 }
 
-async function throughputOn(dbUrl: string | undefined, o: ClearingOptions, progress: (m: string) => void): Promise<ThroughputRun> {
+export async function throughputOn(dbUrl: string | undefined, o: ClearingOptions, progress: (m: string) => void): Promise<ThroughputRun> {
   const where = dbUrl === undefined ? 'SQLite' : 'PostgreSQL';
   // The platform's own provider, as `duet serve` builds it: verifications on the thread pool.
   const crypto = nodeCrypto({ verifyOn: 'pool' });
