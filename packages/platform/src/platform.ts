@@ -16,12 +16,14 @@ import { intakeMigrations } from './intake.js';
 import { issuanceMigrations } from './issuance.js';
 import { KeyStore, keysMigrations } from './keys.js';
 import { ledgerMigrations } from './ledger.js';
+import { LedgerSealer, type LedgerSealerOptions, ledgerSealMigrations } from './ledger-seal.js';
 import { latestDenyList, latestPolicy, listsMigrations, publishDenyList, publishPolicy } from './lists.js';
 import { onlineAuthMigrations } from './online-auth.js';
 import { pursesMigrations } from './purses.js';
 import { getTerminal, registryMigrations } from './registry.js';
 import { coreRoutes } from './routes.js';
 import { moneyRoutes } from './routes-money.js';
+import { ledgerRoutes } from './routes-ledger.js';
 import { buildServer } from './server.js';
 import { prefetchKeys } from './signing-keys.js';
 import { currentSettings, settingsMigrations } from './settings.js';
@@ -36,6 +38,7 @@ export const ALL_MIGRATIONS: readonly Migration[] = [
   ...registryMigrations,
   ...listsMigrations,
   ...ledgerMigrations,
+  ...ledgerSealMigrations,
   ...pursesMigrations,
   ...onlineAuthMigrations,
   ...intakeMigrations,
@@ -63,6 +66,11 @@ export interface PlatformOptions {
   readonly metricsToken?: string;
   /** The first operator account, made only if no staff account exists yet. */
   readonly firstAdmin?: { readonly username: string; readonly password: string };
+  /**
+   * The background ledger sealer (ledger-seal.ts): hash chain, signed roots. On by default; false
+   * turns it off (tests that seal by hand with sealLedger/closeRoot); or its interval and root size.
+   */
+  readonly ledgerSealer?: false | Omit<LedgerSealerOptions, 'onError'>;
 }
 
 export interface Platform {
@@ -70,6 +78,8 @@ export interface Platform {
   readonly keys: KeyStore;
   readonly app: FastifyInstance;
   readonly db: Db;
+  /** The background ledger sealer, undefined when turned off; runOnce() seals now. */
+  readonly sealer: LedgerSealer | undefined;
   /** The OpenAPI document the server serves at /openapi.json. */
   openApi(): unknown;
   close(): Promise<void>;
@@ -100,18 +110,29 @@ export async function openPlatform(o: PlatformOptions): Promise<Platform> {
     });
     const ctx: PlatformContext = { db, crypto: o.crypto, clock: o.clock, keys, trust: keys, auth };
     await bootstrap(ctx, o.firstAdmin);
-    const app = await buildServer(ctx, [...coreRoutes, ...moneyRoutes(keys)], {
+    const app = await buildServer(ctx, [...coreRoutes, ...moneyRoutes(keys), ...ledgerRoutes()], {
       ...(o.logger !== undefined ? { logger: o.logger } : {}),
       ...(o.metricsToken !== undefined ? { metricsToken: o.metricsToken } : {}),
     });
+    const sealer =
+      o.ledgerSealer === false
+        ? undefined
+        : new LedgerSealer(db, o.crypto, keys, o.clock, {
+            ...o.ledgerSealer,
+            onError: (e) => app.log.warn({ err: e }, 'ledger sealer: run failed; retrying at the next interval'),
+          });
+    sealer?.start();
     return {
       ctx,
       keys,
       app,
       db,
+      sealer,
       openApi: () => app.swagger(),
       async close() {
         await app.close();
+        // A last run seals what the server posted, so a cleanly stopped platform leaves no unsealed tail.
+        await sealer?.finish();
         await db.close();
       },
     };
