@@ -495,6 +495,8 @@ export interface SealOptions {
   readonly max?: number;
   /** Look for unsealed entries in the whole ledger, not only the window below the highest sealed id. */
   readonly fullScan?: boolean;
+  /** How far below the highest sealed id to look (default LEDGER_SEAL_WINDOW_IDS). */
+  readonly windowIds?: number;
 }
 
 export interface SealResult {
@@ -520,7 +522,7 @@ export async function sealLedger(db: Db, crypto: CryptoProvider, nowS: number, o
   for (let attempt = 1; ; attempt++) {
     // Committed entries never change (append-only), so they are read outside the transaction: the
     // sealing transaction then reads only the chain, and never a row a posting transaction writes.
-    const candidates = await unsealedEntries(db, max, o.fullScan === true);
+    const candidates = await unsealedEntries(db, max, o.fullScan === true ? undefined : (o.windowIds ?? LEDGER_SEAL_WINDOW_IDS));
     if (candidates.length === 0) return { sealed: 0, lastPosition: (await chainTip(db)).position };
     try {
       return await db.tx((q) => appendToChain(q, crypto, candidates, nowS));
@@ -530,12 +532,12 @@ export async function sealLedger(db: Db, crypto: CryptoProvider, nowS: number, o
   }
 }
 
-/** Up to `max` committed entries outside the chain, lowest ids first, with their postings. */
-async function unsealedEntries(db: Db, max: number, fullScan: boolean): Promise<ChainEntry[]> {
+/** Up to `max` committed entries outside the chain, lowest ids first, with their postings; all ids, or those above (highest sealed − windowIds). */
+async function unsealedEntries(db: Db, max: number, windowIds: number | undefined): Promise<ChainEntry[]> {
   let above = 0;
-  if (!fullScan) {
+  if (windowIds !== undefined) {
     const top = await db.one('SELECT MAX(entry_id) AS m FROM ledger_chain');
-    above = Math.max(0, (top === undefined || top.m === null ? 0 : rowInt(top.m, 'entry id')) - LEDGER_SEAL_WINDOW_IDS);
+    above = Math.max(0, (top === undefined || top.m === null ? 0 : rowInt(top.m, 'entry id')) - windowIds);
   }
   const rows = await db.all(
     `SELECT ${ENTRY_COLUMNS} FROM ledger_entries e LEFT JOIN ledger_chain c ON c.entry_id = e.id
