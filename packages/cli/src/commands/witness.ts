@@ -400,7 +400,7 @@ async function sign(o: ParsedOptions): Promise<number> {
         await checkRoot(s, root, previous, keys, { keyId, signer });
       } catch (e) {
         if (!(e instanceof RootRefused)) throw e;
-        say({ refused: id, en: `REFUSED root ${id}: ${e.en}`, zh: `拒绝副署根 ${id}：${e.zh}` });
+        say({ refused: id, en: `REFUSED ${e.en}`, zh: `拒绝副署：${e.zh}` });
         return 1;
       }
       const signature = await signer.sign(witnessMessage(root.rootHash));
