@@ -5,6 +5,7 @@
  */
 import { isProtocolError } from '@duet/protocol';
 import { isWalletError } from '@duet/wallet';
+import { auditCommand } from './commands/audit.js';
 import { benchCommand } from './commands/bench.js';
 import { codeCommand } from './commands/code.js';
 import { demoCommand } from './commands/demo.js';
@@ -13,6 +14,7 @@ import { openapiCommand } from './commands/openapi.js';
 import { serveCommand } from './commands/serve.js';
 import { terminalCommand } from './commands/terminal.js';
 import { walletCommand } from './commands/wallet.js';
+import { witnessCommand } from './commands/witness.js';
 import { CliError, type Command } from './command.js';
 
 const COMMANDS: readonly Command[] = [
@@ -24,6 +26,8 @@ const COMMANDS: readonly Command[] = [
   codeCommand,
   openapiCommand,
   benchCommand,
+  auditCommand,
+  witnessCommand,
 ];
 
 function help(): string {

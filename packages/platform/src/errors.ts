@@ -17,6 +17,11 @@ export const API_ERRORS = {
   account_blocked: { status: 403, en: 'The account is blocked', zh: '账户已冻结' },
   in_arrears: { status: 403, en: 'Repay the amount owed first', zh: '请先还清欠款' },
   bad_proof: { status: 400, en: 'The device did not prove it holds its key', zh: '设备未能证明持有其密钥' },
+  bad_countersignature: {
+    status: 400,
+    en: 'The countersignature does not verify under the registered witness key',
+    zh: '副署签名无法用已登记的见证密钥验证',
+  },
   challenge_expired: { status: 400, en: 'The challenge expired: ask for a new one', zh: '挑战已过期，请重新获取' },
   activation_invalid: { status: 400, en: 'The activation code is wrong, used or expired', zh: '激活码错误、已使用或已过期' },
   insufficient_funds: { status: 402, en: 'Insufficient balance', zh: '余额不足' },

@@ -628,7 +628,7 @@ export interface LedgerAudit {
 /**
  * Checks the invariants of DESIGN §9 over the whole ledger: every entry balances, every stored
  * balance equals the sum of its postings, and all balances sum to zero. A full scan: for audits and
- * tests, not for the request path. (The hash chain and Merkle roots come with clearing, issue 5.)
+ * tests, not for the request path. The hash chain and signed roots are audited by audit.ts auditLedgerFull.
  */
 export async function auditLedger(q: Queryable): Promise<LedgerAudit> {
   const counts = await q.one('SELECT (SELECT COUNT(*) FROM ledger_entries) AS entries, (SELECT COUNT(*) FROM ledger_postings) AS postings');

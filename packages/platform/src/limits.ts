@@ -85,3 +85,47 @@ export const ONLINE_AUTH_BATCH_MAX = 64;
 export const ONLINE_AUTH_QUEUE_MAX = 2_000;
 /** Terminal, merchant and holder ids are u48 (as the credential's holder field): exact in JS numbers. */
 export const PLATFORM_ID_MAX = 2 ** 48 - 1;
+
+// ---------------------------------------------------------------------------------------------
+// Ledger seal: hash chain, signed roots, witness (ledger-seal.ts, audit.ts, routes-ledger.ts)
+
+/**
+ * Entries chained in one sealing transaction: 1,000 hashes (a few ms) and one bulk insert, so the
+ * transaction, and on SQLite the write lock it holds, stays short at lunch.
+ */
+export const LEDGER_SEAL_BATCH_MAX = 1_000;
+/**
+ * How far below the highest sealed entry id the sealer looks for entries committed late. On
+ * PostgreSQL an id is taken at insert and its transaction may commit after higher ids did; a
+ * posting transaction lives at most one statement timeout (30 s), which at the 1,000 entries/s
+ * target is 30,000 ids. 100,000 is three times that; anything older is found by the full scan.
+ */
+export const LEDGER_SEAL_WINDOW_IDS = 100_000;
+/** The background sealer runs this often: an entry is chained within seconds of its commit. */
+export const LEDGER_SEAL_INTERVAL_MS = 3_000;
+/**
+ * Every this many runs (and on the first), the sealer scans the whole ledger for unsealed entries
+ * instead of the window: about every 5 minutes at the default interval; a scan is one anti-join.
+ */
+export const LEDGER_SEAL_FULL_SCAN_EVERY = 100;
+/** Sealing transactions in one run, at most: 100,000 entries, then the run yields to the next. */
+export const LEDGER_SEAL_TXS_PER_RUN_MAX = 100;
+/** Attempts of one sealing or root transaction that lost a race to another sealer (a unique violation). */
+export const LEDGER_SEAL_ATTEMPTS_MAX = 8;
+/**
+ * An entry posted longer ago than this and still outside the chain is a break in the audit, not a
+ * warning: the sealer runs every few seconds and a late commit is at most a statement timeout late.
+ */
+export const LEDGER_SEAL_GRACE_S = 600;
+/** Default entries under one signed root (DESIGN §9 "every N entries"). */
+export const LEDGER_ROOT_EVERY_ENTRIES = 1_000;
+/** The most entries one root may cover: the witness fetches and hashes all of them before signing. */
+export const LEDGER_ROOT_ENTRIES_MAX = 100_000;
+/** A root is closed over whatever is sealed once its oldest entry waited this long (DESIGN §9 "every day"). */
+export const LEDGER_ROOT_MAX_AGE_S = 86_400;
+/** Positions per page of GET /v1/ledger/chain: about 0.5 MB of JSON with postings. */
+export const LEDGER_CHAIN_PAGE_MAX = 1_000;
+/** Roots per page of GET /v1/ledger/roots. */
+export const LEDGER_ROOTS_PAGE_MAX = 100;
+/** A witness key's name: who holds it, e.g. "Finance office, 2026 key". */
+export const LEDGER_WITNESS_NAME_MAX_CHARS = 100;

@@ -17,6 +17,7 @@ import { Clearer, type ClearingDeps, clearingMigrations } from './clearing.js';
 import { issuanceMigrations } from './issuance.js';
 import { KeyStore, keysMigrations } from './keys.js';
 import { ledgerMigrations } from './ledger.js';
+import { LedgerSealer, type LedgerSealerOptions, ledgerSealMigrations } from './ledger-seal.js';
 import { latestDenyList, latestPolicy, listsMigrations, publishDenyList, publishPolicy } from './lists.js';
 import { onlineAuthMigrations } from './online-auth.js';
 import { pursesMigrations } from './purses.js';
@@ -25,6 +26,7 @@ import { coreRoutes } from './routes.js';
 import { clearingRoutes } from './routes-clearing.js';
 import type { Route } from './http.js';
 import { moneyRoutes } from './routes-money.js';
+import { ledgerRoutes } from './routes-ledger.js';
 import { buildServer } from './server.js';
 import { prefetchKeys } from './signing-keys.js';
 import { currentSettings, settingsMigrations } from './settings.js';
@@ -39,6 +41,7 @@ export const ALL_MIGRATIONS: readonly Migration[] = [
   ...registryMigrations,
   ...listsMigrations,
   ...ledgerMigrations,
+  ...ledgerSealMigrations,
   ...pursesMigrations,
   ...onlineAuthMigrations,
   ...intakeMigrations,
@@ -69,6 +72,11 @@ export interface PlatformOptions {
   readonly firstAdmin?: { readonly username: string; readonly password: string };
   /** Background clearing: false to leave it to explicit `clearer.drain()` calls (tests, tools). Default on, every 2 s and after each upload. */
   readonly clearing?: false | { readonly intervalMs?: number };
+  /**
+   * The background ledger sealer (ledger-seal.ts): hash chain, signed roots. On by default; false
+   * turns it off (tests that seal by hand with sealLedger/closeRoot); or its interval and root size.
+   */
+  readonly ledgerSealer?: false | Omit<LedgerSealerOptions, 'onError'>;
 }
 
 export interface Platform {
@@ -77,6 +85,8 @@ export interface Platform {
   readonly app: FastifyInstance;
   readonly db: Db;
   readonly clearer: Clearer;
+  /** The background ledger sealer, undefined when turned off; runOnce() seals now. */
+  readonly sealer: LedgerSealer | undefined;
   /** The OpenAPI document the server serves at /openapi.json. */
   openApi(): unknown;
   close(): Promise<void>;
@@ -117,6 +127,14 @@ export async function openPlatform(o: PlatformOptions): Promise<Platform> {
       ...(o.logger !== undefined ? { logger: o.logger } : {}),
       ...(o.metricsToken !== undefined ? { metricsToken: o.metricsToken } : {}),
     });
+    const sealer =
+      o.ledgerSealer === false
+        ? undefined
+        : new LedgerSealer(db, o.crypto, keys, o.clock, {
+            ...o.ledgerSealer,
+            onError: (e) => app.log.warn({ err: e }, 'ledger sealer: run failed; retrying at the next interval'),
+          });
+    sealer?.start();
     logError = (e) => app.log.error({ err: e }, 'clearing run failed; retrying at the next interval');
     if (o.clearing !== false) clearer.start();
     return {
@@ -125,10 +143,13 @@ export async function openPlatform(o: PlatformOptions): Promise<Platform> {
       app,
       db,
       clearer,
+      sealer,
       openApi: () => app.swagger(),
       async close() {
         await app.close();
         await clearer.stop();
+        // A last run seals what the server posted, so a cleanly stopped platform leaves no unsealed tail.
+        await sealer?.finish();
         await db.close();
       },
     };
@@ -140,7 +161,7 @@ export async function openPlatform(o: PlatformOptions): Promise<Platform> {
 
 /** Every route of the API, in one table: the server registers it, and test/authz.test.ts walks it. */
 export function platformRoutes(keys: KeyStore): Route[] {
-  return [...coreRoutes, ...moneyRoutes(keys), ...clearingRoutes()];
+  return [...coreRoutes, ...moneyRoutes(keys), ...clearingRoutes(), ...ledgerRoutes()];
 }
 
 /** What clearing needs from the platform: the trust list (decoded once per version), settings, a credential cache. */
