@@ -17,6 +17,7 @@ import {
   type TerminalRecord,
 } from '@duet/protocol';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { auditLedgerFull } from '../src/audit.js';
 import { type AccountId, auditLedger, credit, debit, postMany } from '../src/ledger.js';
 import { UNCLAIMED_AFTER_OFFLINE_WINDOWS } from '../src/clearing.js';
 import { GAP_ALARM_AFTER_S } from '../src/routes-clearing.js';
@@ -139,6 +140,11 @@ export function clearingContract(d: TestDatabase): void {
     async function booksBalance(): Promise<void> {
       const audit = await auditLedger(p().db);
       expect(audit).toMatchObject({ unbalancedEntries: [], balanceMismatches: [], totalBalance: 0 });
+      // And the full audit `duet audit` runs: entries sealed into the chain, roots signed and linked.
+      await p().platform.sealer?.runOnce();
+      const full = await auditLedgerFull(p().db, p().crypto, { nowS: p().clock.nowS() });
+      expect(full.break).toBeNull();
+      expect(full.ok).toBe(true);
     }
 
     it('pays the merchant for offline payments at two terminals, charges each payer once, and a second run changes nothing', async () => {
