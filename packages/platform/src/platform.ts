@@ -19,12 +19,15 @@ import { ledgerMigrations } from './ledger.js';
 import { latestDenyList, latestPolicy, listsMigrations, publishDenyList, publishPolicy } from './lists.js';
 import { onlineAuthMigrations } from './online-auth.js';
 import { pursesMigrations } from './purses.js';
+import { recoveryMigrations } from './recovery.js';
 import { getTerminal, registryMigrations } from './registry.js';
 import { coreRoutes } from './routes.js';
 import { moneyRoutes } from './routes-money.js';
+import { recoveryRoutes } from './routes-recovery.js';
 import { buildServer } from './server.js';
 import { prefetchKeys } from './signing-keys.js';
 import { currentSettings, settingsMigrations } from './settings.js';
+import { statementsMigrations } from './statements.js';
 
 /** Every migration, in the one order both databases apply them. */
 export const ALL_MIGRATIONS: readonly Migration[] = [
@@ -39,6 +42,8 @@ export const ALL_MIGRATIONS: readonly Migration[] = [
   ...pursesMigrations,
   ...onlineAuthMigrations,
   ...intakeMigrations,
+  ...recoveryMigrations,
+  ...statementsMigrations,
 ];
 
 export const DEFAULT_AGREEMENT = {
@@ -100,7 +105,7 @@ export async function openPlatform(o: PlatformOptions): Promise<Platform> {
     });
     const ctx: PlatformContext = { db, crypto: o.crypto, clock: o.clock, keys, trust: keys, auth };
     await bootstrap(ctx, o.firstAdmin);
-    const app = await buildServer(ctx, [...coreRoutes, ...moneyRoutes(keys)], {
+    const app = await buildServer(ctx, [...coreRoutes, ...moneyRoutes(keys), ...recoveryRoutes()], {
       ...(o.logger !== undefined ? { logger: o.logger } : {}),
       ...(o.metricsToken !== undefined ? { metricsToken: o.metricsToken } : {}),
     });

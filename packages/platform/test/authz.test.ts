@@ -1,7 +1,7 @@
 /**
  * Authorization on every route, table-driven: the routes come from the same arrays the server is
- * built from (coreRoutes, moneyRoutes), so a route added tomorrow is covered without touching this
- * file. For every route and every kind of caller (nobody, a holder, another holder, each staff
+ * built from (coreRoutes, moneyRoutes, recoveryRoutes), so a route added tomorrow is covered without
+ * touching this file. For every route and every kind of caller (nobody, a holder, another holder, each staff
  * role, a terminal) the server must refuse every caller the route's `access` rule does not allow,
  * 401 when the caller did not authenticate the way the route needs and 403 when it did but may not,
  * and must not refuse an allowed caller with 401/403 (a 400 for the empty body sent is fine).
@@ -16,6 +16,7 @@ import type { StaffRole } from '../src/context.js';
 import type { Access, Route } from '../src/http.js';
 import { coreRoutes } from '../src/routes.js';
 import { moneyRoutes } from '../src/routes-money.js';
+import { recoveryRoutes } from '../src/routes-recovery.js';
 import { ADMIN, type Caller, errorOf, expectError, type HolderAccount, HttpPlatform, ok, type Session } from './http-harness.js';
 import { databases } from './pg-harness.js';
 
@@ -66,7 +67,7 @@ for (const d of databases) {
 
     beforeAll(async () => {
       h = await HttpPlatform.on(d);
-      routes = [...coreRoutes, ...moneyRoutes(h.platform.keys)];
+      routes = [...coreRoutes, ...moneyRoutes(h.platform.keys), ...recoveryRoutes()];
       self = await h.createHolder();
       const other = await h.createHolder();
       relogin.set('holder', () => h.loginHolder(self.id, self.password));
