@@ -1,10 +1,11 @@
 /**
  * Authorization on every route, table-driven: the routes come from the same arrays the server is
- * built from (coreRoutes, moneyRoutes, recoveryRoutes), so a route added tomorrow is covered without
- * touching this file. For every route and every kind of caller (nobody, a holder, another holder, each staff
- * role, a terminal) the server must refuse every caller the route's `access` rule does not allow,
- * 401 when the caller did not authenticate the way the route needs and 403 when it did but may not,
- * and must not refuse an allowed caller with 401/403 (a 400 for the empty body sent is fine).
+ * built from (coreRoutes, moneyRoutes, recoveryRoutes), so a route added tomorrow is covered
+ * without touching this file. For every route and every kind of caller (nobody, a holder, another
+ * holder, each staff role, a terminal) the server must refuse every caller the route's `access`
+ * rule does not allow, 401 when the caller did not authenticate the way the route needs and 403
+ * when it did but may not, and must not refuse an allowed caller with 401/403 (a 400 for the empty
+ * body sent is fine).
  *
  * The empty body `{}` matters: the caller is settled before the body is validated, so a wrong
  * caller learns nothing about what a route accepts. Expectations are written out here from the
