@@ -88,8 +88,9 @@ const BUCKET_OF_KIND: Readonly<Record<string, Bucket>> = {
 };
 
 /**
- * The statement of one merchant, or of every merchant (merchantId undefined), for the Beijing days
- * from `from` to `to` inclusive (at most STATEMENT_DAYS_MAX days). Never writes.
+ * The statement of one merchant (not_found if there is none), or of every merchant (merchantId
+ * undefined), for the Beijing days from `from` to `to` inclusive (at most STATEMENT_DAYS_MAX days).
+ * Never writes.
  */
 export async function merchantStatement(
   q: Queryable,
@@ -99,7 +100,11 @@ export async function merchantStatement(
   const endS = beijingDayStartS(o.to, 'to') + DAY_S;
   const days = (endS - startS) / DAY_S;
   if (days < 1 || days > STATEMENT_DAYS_MAX) throw new ApiError('validation_failed', `from..to: 1 to ${STATEMENT_DAYS_MAX} days`);
-  if (o.merchantId !== undefined) checkId(o.merchantId, 'merchant id');
+  if (o.merchantId !== undefined) {
+    checkId(o.merchantId, 'merchant id');
+    if ((await q.one('SELECT id FROM merchants WHERE id = ?', [o.merchantId])) === undefined)
+      throw new ApiError('not_found', `merchant ${o.merchantId}`);
+  }
   const byMerchant = o.merchantId === undefined ? '' : 'AND a.owner = ?';
   // Day number in Beijing time: whole days since 1970-01-01 Beijing; postings credit negative.
   const rows = await q.all(

@@ -202,6 +202,11 @@ export function statementsContract(d: TestDatabase): void {
       expect(
         ok<MerchantStatement>(await p.get('/v1/statements/merchants?from=2026-03-01&to=2026-03-31', await finance())).days,
       ).toHaveLength(4);
+      expectError(
+        await p.get('/v1/statements/merchants?from=2026-03-01&to=2026-03-01&merchantId=999999', await finance()),
+        404,
+        'not_found',
+      );
     });
 
     it('pages a holder through every entry on their accounts, newest first, with what each did; an online payment is pending until its record is cleared', async () => {
