@@ -30,7 +30,8 @@ import {
   SUBSIDY_GRANT_MAX_FEN,
   TOPUP_MAX_FEN,
 } from './limits.js';
-import { noteRepayment, publishDenyChanges } from './recovery.js';
+import { publishDenyList } from './lists.js';
+import { noteRepayment } from './recovery.js';
 import type { SigningKeys } from './signing-keys.js';
 
 export const pursesMigrations: Migration[] = [
@@ -194,7 +195,7 @@ export async function topUp(db: Db, r: TopUpRequest, nowS: number, opts: { reado
       const cashAfter = await checkPurseCap(q, r.holderId, 'cash');
       if (split.toArrears > 0) {
         const change = await noteRepayment(q, r.holderId, nowS);
-        if (opts.keys !== undefined && change.lifted.length + change.denied.length > 0) await publishDenyChanges(q, opts.keys, nowS);
+        if (opts.keys !== undefined && change.lifted.length + change.denied.length > 0) await publishDenyList(q, opts.keys, nowS);
       }
       return {
         topUpId: opId,

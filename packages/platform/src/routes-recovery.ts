@@ -24,7 +24,8 @@ import {
   listCases,
   listCollectionBatches,
 } from './recovery.js';
-import { holderHistory, merchantNames, merchantStatement, statementCsv } from './statements.js';
+import { listMerchants } from './registry.js';
+import { holderHistory, merchantStatement, statementCsv } from './statements.js';
 
 const FINANCE = ['operator_admin', 'school_finance'] as const;
 
@@ -206,7 +207,8 @@ export function recoveryRoutes(): Route[] {
         });
         if (q.format === 'csv') {
           const name = `statement-${merchantId ?? 'all'}-${q.from}-${q.to}.csv`;
-          return csvFile(call, name, statementCsv(statement, await merchantNames(call.ctx.db)));
+          const names = new Map((await listMerchants(call.ctx.db)).map((m) => [m.id, m.name]));
+          return csvFile(call, name, statementCsv(statement, names));
         }
         return statement;
       },

@@ -386,9 +386,3 @@ async function pendingOnline(items: readonly MutableItem[], q: Queryable): Promi
 function checkId(id: number, field: string): void {
   if (!Number.isSafeInteger(id) || id < 1 || id > PLATFORM_ID_MAX) throw new ApiError('validation_failed', `${field} ${String(id)}`);
 }
-
-/** Merchant names by id, for the CSV. */
-export async function merchantNames(q: Queryable): Promise<Map<number, string>> {
-  const rows = await q.all('SELECT id, name FROM merchants');
-  return new Map(rows.map((r) => [int(r.id, 'merchant id'), String(r.name)]));
-}

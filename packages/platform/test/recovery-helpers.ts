@@ -4,12 +4,28 @@
  * second merchant with its own staff account.
  */
 import { decodeDenyList, denyEntries, fen, type TrustList, verifyDenyList } from '@duet/protocol';
-import { expect } from 'vitest';
+import { afterAll, beforeAll, expect } from 'vitest';
 import type { StaffRole } from '../src/context.js';
 import { credit, debit, type EntryId, holderAccounts, merchantPayable, type Posting, post, systemAccount } from '../src/ledger.js';
 import { type ArrearsChange, noteArrears, publishDenyChanges } from '../src/recovery.js';
 import { prefetchKeys } from '../src/signing-keys.js';
-import { type HttpPlatform, ok, type Session, type TestTerminal, unb64 } from './http-harness.js';
+import { HttpPlatform, ok, type Session, type TestTerminal, unb64 } from './http-harness.js';
+import type { TestDatabase } from './pg-harness.js';
+
+/** A platform per describe group on fresh storage of `d`, opened before its tests and closed after. */
+export function withPlatform(d: TestDatabase): () => HttpPlatform {
+  let h: HttpPlatform | undefined;
+  beforeAll(async () => {
+    h = await HttpPlatform.on(d);
+  });
+  afterAll(async () => {
+    await h?.close();
+  });
+  return () => {
+    if (h === undefined) throw new Error('the platform did not start');
+    return h;
+  };
+}
 
 let nextSequence = 1;
 

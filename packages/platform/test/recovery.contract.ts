@@ -12,7 +12,7 @@
  */
 import { fen } from '@duet/protocol';
 import fc from 'fast-check';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { beijingTime } from '../src/csv.js';
 import { ApiError, type ApiErrorCode } from '../src/errors.js';
 import { setHolderStatus } from '../src/holders.js';
@@ -28,27 +28,24 @@ import {
 } from '../src/recovery.js';
 import { DEFAULT_SETTINGS, parseSettings } from '../src/settings.js';
 import { csvObjects, parseCsv } from './csv-parse.js';
-import { DAY_S, expectError, type HolderAccount, HttpPlatform, idemKey, ok, type Session } from './http-harness.js';
+import { DAY_S, expectError, type HolderAccount, type HttpPlatform, idemKey, ok, type Session } from './http-harness.js';
 import type { TestDatabase } from './pg-harness.js';
-import { credit, debit, denyReason, expectCsv, fetchCsv, owe, postEntry, staffAccount, terminalDenyView } from './recovery-helpers.js';
+import {
+  credit,
+  debit,
+  denyReason,
+  expectCsv,
+  fetchCsv,
+  owe,
+  postEntry,
+  staffAccount,
+  terminalDenyView,
+  withPlatform,
+} from './recovery-helpers.js';
 
 interface TopUpAnswer {
   readonly repaidArrears: number;
   readonly cashAfter: number;
-}
-
-function withPlatform(d: TestDatabase): () => HttpPlatform {
-  let h: HttpPlatform | undefined;
-  beforeAll(async () => {
-    h = await HttpPlatform.on(d);
-  });
-  afterAll(async () => {
-    await h?.close();
-  });
-  return () => {
-    if (h === undefined) throw new Error('the platform did not start');
-    return h;
-  };
 }
 
 async function topUp(p: HttpPlatform, holderId: number, amount: number): Promise<TopUpAnswer> {

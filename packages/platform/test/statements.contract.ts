@@ -6,27 +6,13 @@
  * online payment pending until its terminal's record is uploaded and cleared.
  */
 import { encodeUploadBatch, fen, GENESIS_HASH, makeCode, signRecord } from '@duet/protocol';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { type EntryId, merchantPayable, normalBalance, rawBalance, reverse } from '../src/ledger.js';
 import { type HistoryItem, type MerchantStatement, STATEMENT_CSV_COLUMNS, type StatementFigures } from '../src/statements.js';
 import { csvObjects, parseCsv } from './csv-parse.js';
-import { expectError, HttpPlatform, idemKey, ok } from './http-harness.js';
+import { expectError, idemKey, ok } from './http-harness.js';
 import type { TestDatabase } from './pg-harness.js';
-import { credit, debit, expectCsv, fetchCsv, otherMerchant, owe, postEntry, staffAccount } from './recovery-helpers.js';
-
-function withPlatform(d: TestDatabase): () => HttpPlatform {
-  let h: HttpPlatform | undefined;
-  beforeAll(async () => {
-    h = await HttpPlatform.on(d);
-  });
-  afterAll(async () => {
-    await h?.close();
-  });
-  return () => {
-    if (h === undefined) throw new Error('the platform did not start');
-    return h;
-  };
-}
+import { credit, debit, expectCsv, fetchCsv, otherMerchant, owe, postEntry, staffAccount, withPlatform } from './recovery-helpers.js';
 
 /** Beijing midnight starting 2026-03-01: 2026-02-28T16:00:00Z. */
 const MIDNIGHT = Date.UTC(2026, 1, 28, 16) / 1000;
