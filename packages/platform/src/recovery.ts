@@ -31,12 +31,14 @@ import { ApiError } from './errors.js';
 import { HOLDER_STATUSES, type HolderStatus } from './holders.js';
 import { holderBalancesMany, int } from './ledger.js';
 import {
+  CLEARANCE_CSV_ROWS_MAX,
   COLLECTION_EXPORT_CASES_MAX,
   IDEMPOTENCY_KEY_MAX_CHARS,
   IDEMPOTENCY_KEY_PATTERN,
   LEDGER_CREATED_BY_MAX_CHARS,
   PLATFORM_ID_MAX,
   RECOVERY_NOTE_HOLDERS_MAX,
+  RECOVERY_PAGE_MAX,
 } from './limits.js';
 import { publishDenyList, setDenied } from './lists.js';
 import { currentSettings } from './settings.js';
@@ -231,6 +233,7 @@ export interface CaseFilter {
 
 /** Cases, newest first, filtered by status and holder. */
 export async function listCases(q: Queryable, f: CaseFilter): Promise<ArrearsCase[]> {
+  checkPage(f, RECOVERY_PAGE_MAX);
   const where: string[] = [];
   const params: (string | number)[] = [];
   if (f.status !== undefined) {
@@ -289,6 +292,7 @@ export async function clearanceList(
   f: ClearanceFilter,
   page: { readonly offset: number; readonly limit: number },
 ): Promise<{ rows: ClearanceRow[]; totals: ClearanceTotals }> {
+  checkPage(page, CLEARANCE_CSV_ROWS_MAX + 1);
   const where: string[] = [];
   const params: (string | number)[] = [];
   if (f.campus !== undefined) {
@@ -531,6 +535,7 @@ export async function listCollectionBatches(
   q: Queryable,
   page: { readonly offset: number; readonly limit: number },
 ): Promise<CollectionBatchSummary[]> {
+  checkPage(page, RECOVERY_PAGE_MAX);
   const rows = await q.all(`SELECT ${BATCH_COLUMNS} FROM collection_batches ORDER BY id DESC LIMIT ? OFFSET ?`, [page.limit, page.offset]);
   return rows.map(toBatchSummary);
 }
@@ -611,6 +616,12 @@ function checkHolderIds(holderIds: readonly number[]): number[] {
     if (!Number.isSafeInteger(id) || id < 1 || id > PLATFORM_ID_MAX) throw new ApiError('validation_failed', `holder id ${String(id)}`);
   }
   return ids;
+}
+
+function checkPage(page: { readonly offset: number; readonly limit: number }, limitMax: number): void {
+  if (!Number.isSafeInteger(page.offset) || page.offset < 0) throw new ApiError('validation_failed', `offset ${String(page.offset)}`);
+  if (!Number.isSafeInteger(page.limit) || page.limit < 1 || page.limit > limitMax)
+    throw new ApiError('validation_failed', `limit ${String(page.limit)}: 1 to ${limitMax}`);
 }
 
 function checkTime(nowS: number): number {

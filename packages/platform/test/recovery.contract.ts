@@ -23,7 +23,9 @@ import {
   CLEARANCE_CSV_COLUMNS,
   COLLECTION_CSV_COLUMNS,
   type ClearanceRow,
+  clearanceList,
   type CollectionBatch,
+  listCases,
   noteArrears,
 } from '../src/recovery.js';
 import { DEFAULT_SETTINGS, parseSettings } from '../src/settings.js';
@@ -145,6 +147,8 @@ export function recoveryContract(d: TestDatabase): void {
         expect(await apiError(() => p.db.tx((q) => noteArrears(q, many, t)))).toBe('validation_failed');
         expect(await apiError(() => p.db.tx((q) => noteArrears(q, [0], t)))).toBe('validation_failed');
         expect(await apiError(() => p.db.tx((q) => noteArrears(q, [a.id], -1)))).toBe('validation_failed');
+        expect(await apiError(() => listCases(p.db, { offset: 0, limit: 501 }))).toBe('validation_failed');
+        expect(await apiError(() => clearanceList(p.db, {}, { offset: -1, limit: 10 }))).toBe('validation_failed');
       });
 
       it('never lifts a block an operator put there: a blocked payer who repays stays denied until unblocked', async () => {
