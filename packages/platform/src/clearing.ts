@@ -53,6 +53,7 @@ import { ApiError } from './errors.js';
 import { LEDGER_BATCH_ENTRIES_MAX } from './limits.js';
 import { creditLimitsOf } from './purses.js';
 import type { RiskSettings } from './settings.js';
+import type { SigningKeys } from './signing-keys.js';
 
 export const clearingMigrations: Migration[] = [
   {
@@ -252,8 +253,13 @@ export interface ClearingDeps {
   /** Credentials whose issuer signature was verified; shared across runs. */
   readonly cache: CredentialCache;
   readonly nowS: () => number;
-  /** Called in the run's transaction with the holders whose arrears grew (recovery: deny list, case). */
-  readonly onArrears?: (q: Queryable, holderIds: readonly number[], nowS: number) => Promise<void>;
+  /**
+   * Called in the run's transaction with the holders whose arrears grew (recovery: case, deny list,
+   * and a new signed deny list so terminals learn at once), with the signing keys read before it.
+   */
+  readonly onArrears?: (q: Queryable, holderIds: readonly number[], nowS: number, keys: SigningKeys | undefined) => Promise<void>;
+  /** The signing keys, read before each run's transaction (the key store must not be read inside one). */
+  readonly signingKeys?: () => Promise<SigningKeys>;
 }
 
 export interface ClearingResult {
@@ -303,8 +309,9 @@ export async function clearOnce(
   const trust = await deps.trust();
   const candidates = await Promise.all(rows.map((r) => checkEvidence(r, trust, deps)));
   const settings = await deps.settings();
+  const keys = deps.signingKeys === undefined ? undefined : await deps.signingKeys();
   return db.tx(async (q) => {
-    const result = await decideAndPost(q, db.dialect, candidates, settings, deps);
+    const result = await decideAndPost(q, db.dialect, candidates, settings, deps, keys);
     if (result.records > 0) {
       await q.run(
         'INSERT INTO clearing_runs (started_at, finished_at, records, posted, linked, refused, flagged, paid_fen, loss_fen, advance_fen) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)',
@@ -386,6 +393,7 @@ async function decideAndPost(
   all: readonly Candidate[],
   s: RiskSettings,
   deps: ClearingDeps,
+  keys: SigningKeys | undefined,
 ): Promise<ClearingResult> {
   const nowS = deps.nowS();
   const candidates = await stillPending(q, all);
@@ -462,7 +470,7 @@ async function decideAndPost(
   await linkOnline(q, decisions);
   await claimCodes(q, decisions, nowS);
   const money = await fundAndPost(q, dialect, decisions, nowS);
-  if (money.arrearsHolders.length > 0 && deps.onArrears !== undefined) await deps.onArrears(q, money.arrearsHolders, nowS);
+  if (money.arrearsHolders.length > 0 && deps.onArrears !== undefined) await deps.onArrears(q, money.arrearsHolders, nowS, keys);
   const flagged = await writeFlags(q, decisions, nowS);
   await markRecords(q, decisions, nowS);
   const count = (st: RecordState) => decisions.filter((d) => d.state === st).length;

@@ -129,3 +129,31 @@ export const LEDGER_CHAIN_PAGE_MAX = 1_000;
 export const LEDGER_ROOTS_PAGE_MAX = 100;
 /** A witness key's name: who holds it, e.g. "Finance office, 2026 key". */
 export const LEDGER_WITNESS_NAME_MAX_CHARS = 100;
+
+// Recovery and statements (issue 5: arrears, collection, statements)
+
+/**
+ * Holders in one noteArrears call: clearing calls it once per batch of at most
+ * LEDGER_BATCH_ENTRIES_MAX records, so at most that many payers.
+ */
+export const RECOVERY_NOTE_HOLDERS_MAX = LEDGER_BATCH_ENTRIES_MAX;
+/**
+ * Cases in one collection export: 5,000 rows is a file a collection agency's intake and a
+ * spreadsheet open comfortably, and one transaction that marks them stays short. Older cases beyond
+ * it go in the next export.
+ */
+export const COLLECTION_EXPORT_CASES_MAX = 5_000;
+/** A page of the graduation-clearance list or of the case list: what one screen or API call shows. */
+export const RECOVERY_PAGE_MAX = 500;
+/**
+ * Rows in one graduation-clearance CSV: a large university graduates about 10,000 a year, so 50,000
+ * covers every owing holder of a campus with room; past it the caller narrows the filter.
+ */
+export const CLEARANCE_CSV_ROWS_MAX = 50_000;
+/**
+ * Days in one statement request: a month and a day, so a calendar month always fits; the query
+ * reads every posting of the range, so the range is what bounds its cost.
+ */
+export const STATEMENT_DAYS_MAX = 31;
+/** Entries in one page of a holder's history: a phone screen or two; older pages follow a cursor. */
+export const HISTORY_PAGE_MAX = 100;

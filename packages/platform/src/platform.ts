@@ -21,15 +21,18 @@ import { LedgerSealer, type LedgerSealerOptions, ledgerSealMigrations } from './
 import { latestDenyList, latestPolicy, listsMigrations, publishDenyList, publishPolicy } from './lists.js';
 import { onlineAuthMigrations } from './online-auth.js';
 import { pursesMigrations } from './purses.js';
+import { noteArrears, publishDenyChanges, recoveryMigrations } from './recovery.js';
 import { getTerminal, registryMigrations } from './registry.js';
 import { coreRoutes } from './routes.js';
 import { clearingRoutes } from './routes-clearing.js';
 import type { Route } from './http.js';
 import { moneyRoutes } from './routes-money.js';
 import { ledgerRoutes } from './routes-ledger.js';
+import { recoveryRoutes } from './routes-recovery.js';
 import { buildServer } from './server.js';
 import { prefetchKeys } from './signing-keys.js';
 import { currentSettings, settingsMigrations } from './settings.js';
+import { statementsMigrations } from './statements.js';
 
 /** Every migration, in the one order both databases apply them. */
 export const ALL_MIGRATIONS: readonly Migration[] = [
@@ -46,6 +49,8 @@ export const ALL_MIGRATIONS: readonly Migration[] = [
   ...onlineAuthMigrations,
   ...intakeMigrations,
   ...clearingMigrations,
+  ...recoveryMigrations,
+  ...statementsMigrations,
 ];
 
 export const DEFAULT_AGREEMENT = {
@@ -161,7 +166,7 @@ export async function openPlatform(o: PlatformOptions): Promise<Platform> {
 
 /** Every route of the API, in one table: the server registers it, and test/authz.test.ts walks it. */
 export function platformRoutes(keys: KeyStore): Route[] {
-  return [...coreRoutes, ...moneyRoutes(keys), ...clearingRoutes(), ...ledgerRoutes()];
+  return [...coreRoutes, ...moneyRoutes(keys), ...clearingRoutes(), ...ledgerRoutes(), ...recoveryRoutes()];
 }
 
 /** What clearing needs from the platform: the trust list (decoded once per version), settings, a credential cache. */
@@ -172,6 +177,12 @@ function clearingDeps(db: Db, o: PlatformOptions, keys: KeyStore): ClearingDeps 
     cache: new CredentialCache(CLEARING_CREDENTIAL_CACHE),
     nowS: () => Math.floor(o.clock.nowMs() / 1000),
     settings: async () => (await currentSettings(db)).settings,
+    signingKeys: () => prefetchKeys(keys),
+    // A payer who now owes: an arrears case, the deny list, and a signed deny list at once.
+    onArrears: async (q, holderIds, nowS, signing) => {
+      await noteArrears(q, holderIds, nowS);
+      if (signing !== undefined) await publishDenyChanges(q, signing, nowS);
+    },
     trust: async () => {
       const t = await keys.current();
       if (trust?.version !== t.version) trust = { version: t.version, body: decodeTrustList(t.bytes) };

@@ -30,6 +30,9 @@ import {
   SUBSIDY_GRANT_MAX_FEN,
   TOPUP_MAX_FEN,
 } from './limits.js';
+import { publishDenyList } from './lists.js';
+import { noteRepayment } from './recovery.js';
+import type { SigningKeys } from './signing-keys.js';
 
 export const pursesMigrations: Migration[] = [
   {
@@ -158,9 +161,12 @@ export interface TopUpResult {
 /**
  * Puts money into a holder's cash purse: debit topup_clearing, credit the purse (arrears first, see
  * repayArrearsFirst). Idempotent on (topup, idempotencyKey); amount 1..TOPUP_MAX_FEN fen; the
- * purse may not pass PURSE_BALANCE_MAX_FEN.
+ * purse may not pass PURSE_BALANCE_MAX_FEN. A top-up that repays arrears tells recovery in the same
+ * transaction (noteRepayment): a debt repaid in full closes its case and lifts the arrears block.
+ * With `keys`, a deny-list change that follows is published in the same transaction, so terminals
+ * accept the payer again at their next sync; without, it waits for the next publication.
  */
-export async function topUp(db: Db, r: TopUpRequest, nowS: number): Promise<TopUpResult> {
+export async function topUp(db: Db, r: TopUpRequest, nowS: number, opts: { readonly keys?: SigningKeys } = {}): Promise<TopUpResult> {
   const amount = checkAmount(r.amount, TOPUP_MAX_FEN, 'top-up');
   checkHolderId(r.holderId);
   if (r.channel !== 'cashier' && r.channel !== 'bank')
@@ -187,6 +193,10 @@ export async function topUp(db: Db, r: TopUpRequest, nowS: number): Promise<TopU
         postings,
       });
       const cashAfter = await checkPurseCap(q, r.holderId, 'cash');
+      if (split.toArrears > 0) {
+        const change = await noteRepayment(q, r.holderId, nowS);
+        if (opts.keys !== undefined && change.lifted.length + change.denied.length > 0) await publishDenyList(q, opts.keys, nowS);
+      }
       return {
         topUpId: opId,
         entryId,
@@ -202,10 +212,10 @@ export async function topUp(db: Db, r: TopUpRequest, nowS: number): Promise<TopU
 }
 
 /**
- * ISSUE 5 HOOK: repay arrears first. DESIGN §8: a holder in arrears has the debt deducted
- * automatically at the next top-up. The ledger part is here already (the top-up credits
- * holder_arrears before holder_cash, in the same entry); clearing (issue 5) adds what follows a
- * repaid debt: lifting the block and the deny-list entry, and closing the recovery case.
+ * Repay arrears first. DESIGN §8: a holder in arrears has the debt deducted automatically at the
+ * next top-up: the top-up credits holder_arrears before holder_cash, in the same entry. What follows
+ * a repaid debt (closing the arrears case, lifting the deny entry) is recovery.ts noteRepayment,
+ * which topUp calls right after posting.
  */
 export async function repayArrearsFirst(q: Queryable, accounts: HolderAccounts, amount: Fen): Promise<{ toArrears: Fen; toCash: Fen }> {
   const row = await q.one('SELECT balance FROM ledger_balances WHERE account_id = ? AND shard = 0', [accounts.arrears]);

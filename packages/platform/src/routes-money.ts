@@ -27,6 +27,7 @@ import { OnlineAuthorizer } from './online-auth.js';
 import { grantSubsidy, purses, setCreditLine, topUp } from './purses.js';
 import { getTerminal, touchTerminal } from './registry.js';
 import { currentSettings, type RiskSettings } from './settings.js';
+import { prefetchKeys } from './signing-keys.js';
 
 const IdParams = Type.Object({ id: Type.String({ pattern: '^[1-9][0-9]{0,14}$' }) }, { additionalProperties: false });
 const IdemKey = Type.String({ minLength: 8, maxLength: 100, pattern: '^[A-Za-z0-9._:-]+$' });
@@ -119,10 +120,13 @@ export function moneyRoutes(keys: KeyStore): Route[] {
         const staff = staffOf(call);
         const b = call.body as Static<typeof TopUpBody>;
         await getHolder(call.ctx.db, idParam(call));
+        // Keys are read before the transaction: a top-up that repays a debt publishes the lifted block.
+        const signing = await prefetchKeys(call.ctx.keys);
         return topUp(
           call.ctx.db,
           { holderId: idParam(call), amount: b.amount, channel: b.channel, idempotencyKey: b.idempotencyKey, by: staff.username },
           nowS(call.ctx),
+          { keys: signing },
         );
       },
     },

@@ -20,6 +20,7 @@ import {
 import { b64, type Call, fromB64, holderOf, type Route, staffOf, terminalOf } from './http.js';
 import { issueCredential, newChallenge, registerDevice, revokeCredentialsOf } from './issuance.js';
 import { purses } from './purses.js';
+import { noteArrears } from './recovery.js';
 import { denyEntries, denyListUpdate, latestPolicy, publishDenyList, publishPolicy, setDenied } from './lists.js';
 import {
   activateTerminal,
@@ -254,6 +255,8 @@ export const coreRoutes: Route[] = [
       return call.ctx.db.tx(async (q) => {
         const h = await setHolderStatus(q, idParam(call), 'active', reason, staff.username, t);
         await setDenied(q, 'holder', h.id, false, reason, t);
+        // Lifting an operator's block does not forgive a debt: a holder in arrears stays denied for it.
+        await noteArrears(q, [h.id], t);
         await publishDenyList(q, keys, t);
         return h;
       });

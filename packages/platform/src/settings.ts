@@ -33,7 +33,20 @@ export interface RiskSettings {
   readonly dayCountMax: number;
   readonly onlineBudgetMs: number;
   readonly scenes: readonly SceneSetting[];
+  /**
+   * Recovery (issue 5): an arrears case still open this many days after it was opened is due for
+   * third-party collection (recovery.ts). Absent in settings saved before it existed: the default.
+   */
+  readonly collectionAfterDays: number;
 }
+
+/**
+ * Bounds of collectionAfterDays. At least two weeks: a payer normally tops up within that, and the
+ * top-up repays the debt first. At most 1,095 days (three years): the PRC Civil Code (art. 188) gives
+ * three years to bring a claim, so a debt handed over later may no longer be enforceable.
+ */
+export const COLLECTION_AFTER_DAYS_MIN = 14;
+export const COLLECTION_AFTER_DAYS_MAX = 1_095;
 
 export const DEFAULT_SETTINGS: RiskSettings = {
   credentialValidityS: 72 * 3600,
@@ -55,6 +68,7 @@ export const DEFAULT_SETTINGS: RiskSettings = {
     { scene: 'bus', roles: ['student', 'teacher', 'staff'], campusOnly: true, perPaymentMaxFen: 500 },
     { scene: 'gate', roles: ['student', 'teacher', 'staff'], campusOnly: true, perPaymentMaxFen: 0 },
   ],
+  collectionAfterDays: 90,
 };
 
 export const settingsMigrations: Migration[] = [
@@ -111,6 +125,10 @@ export function parseSettings(input: unknown): RiskSettings {
     dayCountMax: int(o.dayCountMax, 'dayCountMax', 0, 1000),
     onlineBudgetMs: int(o.onlineBudgetMs, 'onlineBudgetMs', 10, 10_000),
     scenes,
+    collectionAfterDays:
+      o.collectionAfterDays === undefined
+        ? DEFAULT_SETTINGS.collectionAfterDays
+        : int(o.collectionAfterDays, 'collectionAfterDays', COLLECTION_AFTER_DAYS_MIN, COLLECTION_AFTER_DAYS_MAX),
   };
   if (s.perPaymentCapFen > s.offlineTotalCapFen) throw new ApiError('validation_failed', 'perPaymentCapFen above offlineTotalCapFen');
   if (s.dayTotalMaxFen < s.terminalPerPaymentMaxFen)

@@ -401,7 +401,7 @@ export function clearingContract(d: TestDatabase): void {
       expect(lists.status).toBe(403);
     });
 
-    it('carries an overdraft with the operator advance, leaves the payer in arrears, and the next top-up repays it first', async () => {
+    it('carries an overdraft with the operator advance, deny-lists the payer in arrears, and top-ups repay it first and lift the block', async () => {
       const a = await payer(1_000);
       const t1 = new Journal(p(), await p().newTerminal());
       const t2 = new Journal(p(), await p().newTerminal());
@@ -416,8 +416,21 @@ export function clearingContract(d: TestDatabase): void {
       const purses = await p().purses(a.holder.session);
       expect(purses).toMatchObject({ cash: 0, arrears: owed });
       expect((await flagsOf(t2.t)).map((f) => f.reason)).toContain('advance');
-      await p().topUp(a.holder.id, owed + 500);
+      // In arrears: on the deny list at once (a new signed list), an open case, and no renewal.
+      const denied = () => p().db.one("SELECT reason FROM deny_entries WHERE type = 'holder' AND id = ?", [a.holder.id]);
+      expect(await denied()).toEqual({ reason: 'arrears' });
+      const unpublished = await p().db.one('SELECT COUNT(*) AS n FROM deny_changes WHERE published_in IS NULL');
+      expect(Number(unpublished?.n)).toBe(0);
+      expect((await p().credentialReply(a.holder.session, a.holder.deviceId)).status).toBe(403);
+      // A top-up smaller than the debt repays part of it and keeps the block.
+      await p().topUp(a.holder.id, owed - 1);
+      expect(await p().purses(a.holder.session)).toMatchObject({ cash: 0, arrears: 1 });
+      expect(await denied()).toEqual({ reason: 'arrears' });
+      // The rest is repaid first from the next top-up, and the block lifts.
+      await p().topUp(a.holder.id, 501);
       expect(await p().purses(a.holder.session)).toMatchObject({ cash: 500, arrears: 0 });
+      expect(await denied()).toBeUndefined();
+      expect((await p().credentialReply(a.holder.session, a.holder.deviceId)).status).toBe(200);
       await booksBalance();
     });
   });

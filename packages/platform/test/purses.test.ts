@@ -18,9 +18,20 @@ import {
 } from '../src/limits.js';
 import { authorizeOnline, type HolderCheck, onlineAuthMigrations } from '../src/online-auth.js';
 import { grantSubsidy, purses, pursesMigrations, setCreditLine, type TopUpChannel, type TopUpRequest, topUp } from '../src/purses.js';
+import { holdersMigrations } from '../src/holders.js';
+import { listsMigrations } from '../src/lists.js';
+import { recoveryMigrations } from '../src/recovery.js';
 import { databases } from './pg-harness.js';
 
-const MIGRATIONS = [...ledgerMigrations, ...pursesMigrations, ...onlineAuthMigrations];
+// A top-up that repays arrears tells recovery (holders, deny lists, arrears cases), so those tables are needed too.
+const MIGRATIONS = [
+  ...holdersMigrations,
+  ...listsMigrations,
+  ...ledgerMigrations,
+  ...pursesMigrations,
+  ...onlineAuthMigrations,
+  ...recoveryMigrations,
+];
 const T0 = 1_800_000_000;
 const ALL_ACTIVE: HolderCheck = async (_q, ids) => new Map(ids.map((id) => [id, { active: true as const }]));
 
