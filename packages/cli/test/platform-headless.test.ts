@@ -105,7 +105,14 @@ describe('headless wallet and terminal against the platform', () => {
     expect(duet(['terminal', 'sync']).json).toMatchObject({ synced: true, uploaded: 2, acked_through: 2 });
     expect(duet(['terminal', 'status']).json).toMatchObject({ records_waiting_upload: 0 });
     const holder = String((await api('POST', '/v1/holder/login', { holderId: 4242, password: 'student-pass' })).token);
-    // The online payment is already debited; the offline one waits for clearing.
-    expect(await api('GET', '/v1/holder/purses', undefined, holder)).toMatchObject({ cash: 7700 });
+    // The online payment was debited when authorized (8,000 − 300); the server clears the uploaded
+    // offline one in the background right after the upload (− 1,250), and links the online record.
+    await expect.poll(async () => (await api('GET', '/v1/holder/purses', undefined, holder)).cash, { timeout: 10_000 }).toBe(6450);
+    const history = (await api('GET', '/v1/holder/history', undefined, holder)) as {
+      awaitingClearing: unknown[];
+      items: { kind: string }[];
+    };
+    expect(history.awaitingClearing).toEqual([]);
+    expect(history.items.map((i) => i.kind).sort()).toEqual(['offline_payment', 'online_payment', 'topup']);
   });
 });

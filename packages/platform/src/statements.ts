@@ -253,7 +253,22 @@ export interface HistoryItem {
   readonly state: HistoryState;
 }
 
+/** A payment a terminal has uploaded that clearing has not decided yet (it moves no money until then). */
+export interface AwaitingClearing {
+  readonly terminalId: number;
+  readonly sequence: number;
+  readonly time: number;
+  readonly amountFen: Fen;
+  readonly merchantId: number;
+  readonly receivedAt: number;
+}
+
+/** Uploaded payments awaiting clearing shown on a history's first page, newest first. */
+export const HISTORY_AWAITING_MAX = 50;
+
 export interface HistoryPage {
+  /** On the first page: the holder's uploaded payments clearing has not decided yet (state pending, no entry yet). */
+  readonly awaitingClearing: readonly AwaitingClearing[];
   readonly items: readonly HistoryItem[];
   /** Pass as `before` for the next (older) page; null when this is the last. */
   readonly next: number | null;
@@ -272,7 +287,24 @@ export async function holderHistory(
   if (!Number.isSafeInteger(page.limit) || page.limit < 1 || page.limit > HISTORY_PAGE_MAX)
     throw new ApiError('validation_failed', `limit: 1 to ${HISTORY_PAGE_MAX}`);
   const accounts = await findHolderAccounts(q, holderId);
-  if (accounts === undefined) return { items: [], next: null };
+  if (accounts === undefined) return { awaitingClearing: [], items: [], next: null };
+  // Intake names the payer from the record's code (records.holder_id), so an uploaded payment shows before clearing.
+  const awaitingClearing =
+    page.before !== undefined
+      ? []
+      : (
+          await q.all(
+            "SELECT terminal_id, sequence, time, amount, merchant_id, received_at FROM records WHERE holder_id = ? AND cleared = 'pending' ORDER BY time DESC LIMIT ?",
+            [holderId, HISTORY_AWAITING_MAX],
+          )
+        ).map((r) => ({
+          terminalId: int(r.terminal_id, 'terminal'),
+          sequence: int(r.sequence, 'sequence'),
+          time: int(r.time, 'time'),
+          amountFen: fen(int(r.amount, 'amount')),
+          merchantId: int(r.merchant_id, 'merchant'),
+          receivedAt: int(r.received_at, 'received_at'),
+        }));
   const own = [accounts.cash, accounts.subsidy, accounts.creditUsed, accounts.arrears];
   const ids = await q.all(
     `SELECT entry_id FROM ledger_postings WHERE account_id IN (?, ?, ?, ?) AND entry_id < ?
@@ -281,7 +313,7 @@ export async function holderHistory(
   );
   const more = ids.length > page.limit;
   const entryIds = ids.slice(0, page.limit).map((r) => int(r.entry_id, 'entry id'));
-  if (entryIds.length === 0) return { items: [], next: null };
+  if (entryIds.length === 0) return { awaitingClearing, items: [], next: null };
   const legs = await q.all(
     `SELECT e.id, e.posted_at, e.effective_at, e.kind, e.reference, p.account_id, p.amount, a.kind AS account_kind, a.owner
      FROM ledger_entries e JOIN ledger_postings p ON p.entry_id = e.id JOIN ledger_accounts a ON a.id = p.account_id
@@ -325,7 +357,7 @@ export async function holderHistory(
       },
     ];
   });
-  return { items: list, next: more ? (entryIds[entryIds.length - 1] ?? null) : null };
+  return { awaitingClearing, items: list, next: more ? (entryIds[entryIds.length - 1] ?? null) : null };
 }
 
 interface MutableItem {
@@ -351,35 +383,28 @@ function newItem(r: Row): MutableItem {
 }
 
 /**
- * The online payments among `items` still pending: their terminal's newest contiguous uploaded
- * record is missing, not yet cleared, or older than the payment. Online payments reference their
- * code as `code:<serial>/<counter>`, which finds the authorization (terminal and payment time).
+ * The online payments among `items` still pending: clearing has not yet linked the terminal's record
+ * of the payment to its authorization (`online_authorizations.record_sequence`), and the approval
+ * was not reversed as unclaimed (a reversal is its own entry, and the payment then settled at nothing).
+ * Online payments reference their code as `code:<serial>/<counter>`, which finds the authorization.
  */
 async function pendingOnline(items: readonly MutableItem[], q: Queryable): Promise<Set<number>> {
   const codes = items.flatMap((i) => {
     const m = /^code:(\d{1,15})\/(\d{1,10})$/.exec(i.reference ?? '');
     return m === null ? [] : [{ entry: i.id, serial: Number(m[1]), counter: Number(m[2]) }];
   });
-  const pending = new Set(items.map((i) => i.id));
+  const pending = new Set<number>();
   if (codes.length === 0) return pending;
   const auths = await q.all(
-    `SELECT serial, counter, terminal_id, payment_time FROM online_authorizations WHERE ${codes.map(() => '(serial = ? AND counter = ?)').join(' OR ')}`,
+    `SELECT serial, counter, record_sequence, reversed_at FROM online_authorizations WHERE ${codes.map(() => '(serial = ? AND counter = ?)').join(' OR ')}`,
     codes.flatMap((c) => [c.serial, c.counter]),
   );
-  const byCode = new Map(auths.map((a) => [`${int(a.serial, 'serial')}/${int(a.counter, 'counter')}`, a]));
-  const terminals = [...new Set(auths.map((a) => int(a.terminal_id, 'terminal id')))];
-  if (terminals.length === 0) return pending;
-  const progress = await q.all(
-    `SELECT k.terminal_id, r.time FROM intake_acks k JOIN records r ON r.terminal_id = k.terminal_id AND r.sequence = k.acked_through
-     WHERE r.cleared <> 'pending' AND k.terminal_id IN (${terminals.map(() => '?').join(', ')})`,
-    terminals,
+  const open = new Set(
+    auths
+      .filter((a) => a.record_sequence === null && a.reversed_at === null)
+      .map((a) => `${int(a.serial, 'serial')}/${int(a.counter, 'counter')}`),
   );
-  const clearedThrough = new Map(progress.map((p) => [int(p.terminal_id, 'terminal id'), int(p.time, 'time')]));
-  for (const c of codes) {
-    const a = byCode.get(`${c.serial}/${c.counter}`);
-    const through = a === undefined ? undefined : clearedThrough.get(int(a.terminal_id, 'terminal id'));
-    if (a !== undefined && through !== undefined && through >= int(a.payment_time, 'payment time')) pending.delete(c.entry);
-  }
+  for (const c of codes) if (open.has(`${c.serial}/${c.counter}`)) pending.add(c.entry);
   return pending;
 }
 

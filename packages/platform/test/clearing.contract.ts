@@ -158,7 +158,24 @@ export function clearingContract(d: TestDatabase): void {
       await t2.pay(await a.code(), 300);
       expect(ok(await t1.upload())).toMatchObject({ ackedThrough: 2, stored: 2, flagged: 0 });
       expect(ok(await t2.upload())).toMatchObject({ ackedThrough: 1, stored: 1, flagged: 0 });
+      // Uploaded, not cleared yet: the payer already sees both payments as awaiting clearing.
+      type History = { awaitingClearing: { terminalId: number; amountFen: number }[]; items: { kind: string; amountFen: number }[] };
+      const waiting = ok<History>(await p().get('/v1/holder/history', a.holder.session));
+      expect(waiting.awaitingClearing.map((x) => [x.terminalId, x.amountFen]).sort()).toEqual(
+        [
+          [t1.t.id, 1_200],
+          [t2.t.id, 300],
+        ].sort(),
+      );
       expect(await run()).toMatchObject({ records: 3, posted: 3, refused: 0 });
+      const after = ok<History>(await p().get('/v1/holder/history', a.holder.session));
+      expect(after.awaitingClearing).toEqual([]);
+      expect(
+        after.items
+          .filter((i) => i.kind === 'offline_payment')
+          .map((i) => i.amountFen)
+          .sort(),
+      ).toEqual([-1_200, -300]);
       expect(await payable(t1.t)).toBe(before + 2_300);
       expect((await p().purses(a.holder.session)).cash).toBe(5_000 - 1_500);
       expect((await p().purses(b.holder.session)).cash).toBe(5_000 - 800);

@@ -16,7 +16,8 @@ import type { TestDatabase } from './pg-harness.js';
 export function withPlatform(d: TestDatabase): () => HttpPlatform {
   let h: HttpPlatform | undefined;
   beforeAll(async () => {
-    h = await HttpPlatform.on(d);
+    // Clearing only when a test asks (clearer.drain()), so what it sees between steps is deterministic.
+    h = await HttpPlatform.on(d, { clearing: false });
   });
   afterAll(async () => {
     await h?.close();

@@ -291,8 +291,11 @@ export function statementsContract(d: TestDatabase): void {
       const state = async () =>
         ok<HistoryAnswer>(await p.get('/v1/holder/history', holder.session)).items.find((i) => i.kind === 'online_payment')?.state;
       expect(await state()).toBe('pending');
-      // Clearing marks the record cleared (clearing.ts sets `cleared` to something other than 'pending').
-      await p.db.run("UPDATE records SET cleared = 'linked' WHERE terminal_id = ? AND sequence = 1", [terminal.id]);
+      // Clearing links the record to the authorization: settled.
+      await p.platform.clearer.drain();
+      expect(await p.db.one('SELECT cleared FROM records WHERE terminal_id = ? AND sequence = 1', [terminal.id])).toEqual({
+        cleared: 'linked',
+      });
       expect(await state()).toBe('settled');
     });
   });
