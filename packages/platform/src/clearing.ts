@@ -293,30 +293,54 @@ interface Candidate {
   readonly unsupported: boolean;
 }
 
+/** Where a run's reading starts: after this record (keyset order: terminal, then sequence). */
+export interface ClearingCursor {
+  readonly terminalId: number;
+  readonly sequence: number;
+}
+
+const START: ClearingCursor = { terminalId: 0, sequence: 0 };
+
+/** A run read and checked, not yet decided: what `commitRun` needs. */
+export interface PreparedRun {
+  readonly startedAt: number;
+  readonly candidates: readonly Candidate[];
+  /** The last record read: the next run reads after it. */
+  readonly last: ClearingCursor | undefined;
+}
+
 /**
- * One clearing run. Resolves with what it did; `records: 0` means nothing was pending. Safe to run
- * from several processes at once: each record is decided and posted once.
+ * Reads up to `limit` pending records after `after` and checks their evidence (signatures on the
+ * thread pool). No transaction: its result may be stale by the time it is committed, which
+ * `commitRun` re-checks.
  */
-export async function clearOnce(
+export async function prepareRun(
   db: Db,
   deps: ClearingDeps,
-  opts: { readonly limit?: number; readonly startTerminal?: number } = {},
-): Promise<ClearingResult> {
-  const limit = Math.min(opts.limit ?? CLEARING_BATCH_MAX, CLEARING_BATCH_MAX);
+  after: ClearingCursor = START,
+  limit = CLEARING_BATCH_MAX,
+): Promise<PreparedRun> {
   const startedAt = deps.nowS();
-  const rows = await pendingRecords(db, limit, opts.startTerminal ?? 0);
-  if (rows.length === 0) return EMPTY;
+  const rows = await pendingRecords(db, Math.min(limit, CLEARING_BATCH_MAX), after);
+  if (rows.length === 0) return { startedAt, candidates: [], last: undefined };
   const trust = await deps.trust();
   const candidates = await Promise.all(rows.map((r) => checkEvidence(r, trust, deps)));
+  const end = candidates[candidates.length - 1];
+  return { startedAt, candidates, last: end === undefined ? undefined : { terminalId: end.terminalId, sequence: end.sequence } };
+}
+
+/** Decides and posts a prepared run in one transaction (see the module comment). */
+export async function commitRun(db: Db, deps: ClearingDeps, run: PreparedRun): Promise<ClearingResult> {
+  if (run.candidates.length === 0) return EMPTY;
   const settings = await deps.settings();
   const keys = deps.signingKeys === undefined ? undefined : await deps.signingKeys();
   return db.tx(async (q) => {
-    const result = await decideAndPost(q, db.dialect, candidates, settings, deps, keys);
+    const result = await decideAndPost(q, db.dialect, run.candidates, settings, deps, keys);
     if (result.records > 0) {
       await q.run(
         'INSERT INTO clearing_runs (started_at, finished_at, records, posted, linked, refused, flagged, paid_fen, loss_fen, advance_fen) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)',
         [
-          startedAt,
+          run.startedAt,
           deps.nowS(),
           result.records,
           result.posted,
@@ -333,15 +357,55 @@ export async function clearOnce(
   });
 }
 
-/** Pending payment records within their terminal's acknowledged chain, from `startTerminal` on, wrapping round. */
-async function pendingRecords(q: Queryable, limit: number, startTerminal: number): Promise<Row[]> {
-  const sql = (cmp: string) =>
+/**
+ * One clearing run. Resolves with what it did; `records: 0` means nothing was pending after `after`.
+ * Safe to run from several processes at once: each record is decided and posted once.
+ */
+export async function clearOnce(
+  db: Db,
+  deps: ClearingDeps,
+  opts: { readonly limit?: number; readonly after?: ClearingCursor } = {},
+): Promise<ClearingResult> {
+  return commitRun(db, deps, await prepareRun(db, deps, opts.after ?? START, opts.limit ?? CLEARING_BATCH_MAX));
+}
+
+/**
+ * Clears everything pending from `from` on, wrapping round to the start once, as a pipeline: the
+ * next run's records are read and their signatures checked on the thread pool while the current
+ * run's transaction works on the event loop. Ends when a full pass from the start finds nothing.
+ */
+export async function clearAll(
+  db: Db,
+  deps: ClearingDeps,
+  from: ClearingCursor = START,
+  shouldStop: () => boolean = () => false,
+): Promise<ClearingResult> {
+  let total = EMPTY;
+  let wrapped = from.terminalId === 0 && from.sequence === 0;
+  let next = prepareRun(db, deps, from);
+  for (;;) {
+    const current = await next;
+    if (current.candidates.length === 0 || current.last === undefined) {
+      if (wrapped || shouldStop()) return total;
+      wrapped = true;
+      next = prepareRun(db, deps, START);
+      continue;
+    }
+    // Read and check the next run before committing this one: on SQLite its read queues ahead of
+    // the transaction, and its signatures are verified while the transaction runs.
+    next = shouldStop() ? Promise.resolve({ startedAt: 0, candidates: [], last: undefined }) : prepareRun(db, deps, current.last);
+    total = add(total, await commitRun(db, deps, current));
+  }
+}
+
+/** Pending payment records within their terminal's acknowledged chain, after `after` in (terminal, sequence) order. */
+async function pendingRecords(q: Queryable, limit: number, after: ClearingCursor): Promise<Row[]> {
+  return q.all(
     `SELECT r.terminal_id, r.sequence, r.bytes, r.received_at FROM records r JOIN intake_acks a ON a.terminal_id = r.terminal_id
-     WHERE r.cleared = 'pending' AND r.sequence <= a.acked_through AND r.terminal_id ${cmp} ?
-     ORDER BY r.terminal_id, r.sequence LIMIT ?`;
-  const first = await q.all(sql('>='), [startTerminal, limit]);
-  if (first.length >= limit || startTerminal === 0) return first;
-  return [...first, ...(await q.all(sql('<'), [startTerminal, limit - first.length]))];
+     WHERE r.cleared = 'pending' AND r.sequence <= a.acked_through AND (r.terminal_id > ? OR (r.terminal_id = ? AND r.sequence > ?))
+     ORDER BY r.terminal_id, r.sequence LIMIT ?`,
+    [after.terminalId, after.terminalId, after.sequence, limit],
+  );
 }
 
 async function checkEvidence(row: Row, trust: TrustListBody, deps: ClearingDeps): Promise<Candidate> {
@@ -506,12 +570,22 @@ async function byId(q: Queryable, sqlPrefix: string, ids: readonly number[]): Pr
 async function stillPending(q: Queryable, all: readonly Candidate[]): Promise<Candidate[]> {
   const pending = new Set<string>();
   const byTerminal = new Map<number, number[]>();
-  for (const c of all) byTerminal.set(c.terminalId, [...(byTerminal.get(c.terminalId) ?? []), c.sequence]);
+  for (const c of all) {
+    const seqs = byTerminal.get(c.terminalId);
+    if (seqs === undefined) byTerminal.set(c.terminalId, [c.sequence]);
+    else seqs.push(c.sequence);
+  }
   for (const [terminal, seqs] of byTerminal) {
+    let low = Number.POSITIVE_INFINITY;
+    let high = 0;
+    for (const x of seqs) {
+      if (x < low) low = x;
+      if (x > high) high = x;
+    }
     const rows = await q.all("SELECT sequence FROM records WHERE terminal_id = ? AND sequence BETWEEN ? AND ? AND cleared = 'pending'", [
       terminal,
-      Math.min(...seqs),
-      Math.max(...seqs),
+      low,
+      high,
     ]);
     for (const r of rows) pending.add(`${terminal}/${int(r.sequence, 'sequence')}`);
   }
@@ -909,7 +983,6 @@ export class Clearer {
   /** Background runs happen only between start() and stop() (a platform opened with `clearing: false` never clears by itself); drain() works either way. */
   private stopped = true;
   private again = false;
-  private cursor = 0;
   private lastError: unknown;
   private lastReversalS = 0;
 
@@ -937,13 +1010,16 @@ export class Clearer {
 
   /** Clears until nothing is pending, then reverses unclaimed online approvals; resolves with the totals. */
   async drain(): Promise<ClearingResult & { readonly reversedApprovals: number }> {
-    let total = EMPTY;
-    for (;;) {
-      const r = await clearOnce(this.db, this.deps, { startTerminal: this.cursor });
-      if (r.records === 0) break;
-      total = add(total, r);
-    }
+    // From the first terminal, so an explicit run decides in one stable order (tests, tools).
+    const total = await clearAll(this.db, this.deps);
     return { ...total, reversedApprovals: await this.reverseUnclaimed() };
+  }
+
+  /** Several processes start from different terminals, so they mostly clear different records. */
+  private async spreadStart(): Promise<ClearingCursor> {
+    const top = await this.db.one('SELECT MAX(terminal_id) AS t FROM intake_acks');
+    const terminals = top?.t === null || top?.t === undefined ? 0 : int(top.t, 'terminal');
+    return { terminalId: Math.floor(Math.random() * (terminals + 1)), sequence: 0 };
   }
 
   private async reverseUnclaimed(): Promise<number> {
@@ -980,27 +1056,20 @@ export class Clearer {
   }
 
   private async loop(): Promise<void> {
-    while (!this.stopped) {
-      try {
-        // Several processes start from different terminals, so they mostly clear different records.
-        const r = await clearOnce(this.db, this.deps, { startTerminal: this.cursor });
-        this.lastError = undefined;
-        if (r.records === 0) {
-          // Idle: at most once a minute, give back approvals whose record never came.
-          const now = this.deps.nowS();
-          if (now - this.lastReversalS >= 60) {
-            this.lastReversalS = now;
-            await this.reverseUnclaimed();
-          }
-          return;
-        }
-        this.opts.onRun?.(r);
-        this.cursor = (this.cursor + 1 + Math.floor(Math.random() * 64)) % 1_000_000;
-      } catch (e) {
-        this.lastError = e;
-        this.opts.onError?.(e);
-        return;
+    if (this.stopped) return;
+    try {
+      const r = await clearAll(this.db, this.deps, await this.spreadStart(), () => this.stopped);
+      this.lastError = undefined;
+      if (r.records > 0) this.opts.onRun?.(r);
+      // Idle: at most once a minute, give back approvals whose record never came.
+      const now = this.deps.nowS();
+      if (!this.stopped && now - this.lastReversalS >= 60) {
+        this.lastReversalS = now;
+        await this.reverseUnclaimed();
       }
+    } catch (e) {
+      this.lastError = e;
+      this.opts.onError?.(e);
     }
   }
 }

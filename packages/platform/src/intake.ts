@@ -285,7 +285,7 @@ async function advanceAck(q: Queryable, terminalId: number, nowS: number): Promi
   let flagged = 0;
   for (;;) {
     const rows = await q.all(
-      'SELECT sequence, hash, previous_hash, bytes FROM records WHERE terminal_id = ? AND sequence > ? ORDER BY sequence LIMIT ?',
+      'SELECT sequence, hash, previous_hash FROM records WHERE terminal_id = ? AND sequence > ? ORDER BY sequence LIMIT ?',
       [terminalId, acked, ACK_WALK_PAGE],
     );
     let broken = false;
@@ -299,7 +299,8 @@ async function advanceAck(q: Queryable, terminalId: number, nowS: number): Promi
       }
       if (!equalBytes(r.previous_hash as Uint8Array, lastHash)) {
         const detail = `previous hash ${toHex(r.previous_hash as Uint8Array).slice(0, 16)}… does not match the record before (${toHex(lastHash).slice(0, 16)}…)`;
-        await flag(q, terminalId, seq, 'chain_break', detail, r.bytes as Uint8Array, nowS);
+        const held = await q.one('SELECT bytes FROM records WHERE terminal_id = ? AND sequence = ?', [terminalId, seq]);
+        await flag(q, terminalId, seq, 'chain_break', detail, (held?.bytes as Uint8Array | undefined) ?? new Uint8Array(0), nowS);
         flagged++;
         broken = true;
         break;

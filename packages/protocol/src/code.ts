@@ -3,7 +3,7 @@
  * the code time and a counter that never repeats for that credential, signed by the device key.
  * With P-256 it is 208 bytes. Its QR text form is `DU1:` + Base45 (see qr.ts).
  */
-import { concatBytes, label, Reader, toHex, Writer } from './bytes.js';
+import { concatBytes, equalBytes, label, Reader, Writer } from './bytes.js';
 import { ProtocolError } from './errors.js';
 import { readHeader, writeHeader } from './header.js';
 import { CODE_COUNTER_MAX } from './limits.js';
@@ -116,34 +116,49 @@ export async function verifyCode(code: Code, check: CodeCheck): Promise<void> {
 /**
  * A bounded set of credentials already verified, keyed by their exact bytes (never by signature
  * alone: a forged body with a copied signature must not hit). Oldest entries go first when full.
+ * Looked up by a number read from the signature's last bytes, then compared byte for byte, so a
+ * lookup allocates nothing (clearing does one per record).
  */
 export class CredentialCache implements VerifiedCredentials {
-  private readonly seen = new Map<string, true>();
+  private readonly seen = new Map<number, Uint8Array[]>();
+  private count = 0;
   constructor(private readonly capacity = 100_000) {}
 
-  private static key(bytes: Uint8Array): string {
-    return toHex(bytes);
+  /** Up to 40 bits of the credential's last bytes (its signature) and its length: spreads well; equality decides. */
+  private static key(bytes: Uint8Array): number {
+    const n = bytes.length;
+    let k = 0;
+    for (let i = Math.max(0, n - 5); i < n; i++) k = k * 256 + (bytes[i] ?? 0);
+    return k * 1024 + (n % 1024);
   }
 
   has(bytes: Uint8Array): boolean {
-    return this.seen.has(CredentialCache.key(bytes));
+    const held = this.seen.get(CredentialCache.key(bytes));
+    return held !== undefined && held.some((b) => equalBytes(b, bytes));
   }
 
   add(bytes: Uint8Array): void {
-    const k = CredentialCache.key(bytes);
-    if (this.seen.has(k)) return;
-    if (this.seen.size >= this.capacity) {
+    if (this.has(bytes)) return;
+    if (this.count >= this.capacity) {
       const oldest = this.seen.keys().next();
-      if (oldest.done !== true) this.seen.delete(oldest.value);
+      if (oldest.done !== true) {
+        this.count -= this.seen.get(oldest.value)?.length ?? 0;
+        this.seen.delete(oldest.value);
+      }
     }
-    this.seen.set(k, true);
+    const k = CredentialCache.key(bytes);
+    const held = this.seen.get(k);
+    if (held === undefined) this.seen.set(k, [bytes.slice()]);
+    else held.push(bytes.slice());
+    this.count++;
   }
 
   clear(): void {
     this.seen.clear();
+    this.count = 0;
   }
 
   get size(): number {
-    return this.seen.size;
+    return this.count;
   }
 }

@@ -265,7 +265,15 @@ export async function throughputOn(dbUrl: string | undefined, o: ClearingOptions
     clearing: false,
   });
   try {
-    const world = await seedWorld(p, crypto, o.terminals, o.recordsPerTerminal, Math.min(o.recordsPerTerminal, 100), progress);
+    // Each terminal uploads its backlog as its sync does: batches of up to UPLOAD_BATCH_RECORDS.
+    const world = await seedWorld(
+      p,
+      crypto,
+      o.terminals,
+      o.recordsPerTerminal,
+      Math.min(o.recordsPerTerminal, UPLOAD_BATCH_RECORDS),
+      progress,
+    );
     // Batches in the order terminals would send them: each terminal's in sequence order, terminals interleaved.
     const uploads: { terminalId: number; publicKey: Uint8Array; bytes: Uint8Array }[] = [];
     const most = Math.max(...world.journals.map((j) => j.batches.length));
