@@ -77,7 +77,8 @@ function postgresUser(): { uid: number; gid: number } {
   }
 }
 
-function freePort(): Promise<number> {
+/** A loopback TCP port free at the time of asking (a test or benchmark binds it soon after). */
+export function freePort(): Promise<number> {
   return new Promise((resolve, reject) => {
     const s = createServer();
     s.once('error', reject);

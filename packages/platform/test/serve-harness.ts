@@ -3,8 +3,8 @@
  * suites that SIGKILL it or run several of it on one database (faults.test.ts,
  * clearing-faults.test.ts).
  */
+import { freePort } from '../src/pg-cluster.js';
 import { type ChildProcess, spawn } from 'node:child_process';
-import { createServer } from 'node:net';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { ADMIN, PASSPHRASE } from './http-harness.js';
@@ -17,17 +17,7 @@ export interface Served {
   readonly exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
 }
 
-export function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const s = createServer();
-    s.once('error', reject);
-    s.listen(0, '127.0.0.1', () => {
-      const address = s.address();
-      const port = typeof address === 'object' && address !== null ? address.port : 0;
-      s.close(() => (port > 0 ? resolve(port) : reject(new Error('no free port'))));
-    });
-  });
-}
+export { freePort };
 
 /** Starts `duet serve --quiet` with these storage arguments (--data DIR, --db URL) and resolves when it listens. */
 export async function serve(storage: readonly string[]): Promise<Served> {

@@ -134,7 +134,7 @@ export class CredentialCache implements VerifiedCredentials {
 
   has(bytes: Uint8Array): boolean {
     const held = this.seen.get(CredentialCache.key(bytes));
-    return held !== undefined && held.some((b) => equalBytes(b, bytes));
+    return held?.some((b) => equalBytes(b, bytes)) === true;
   }
 
   add(bytes: Uint8Array): void {
