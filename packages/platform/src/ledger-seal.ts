@@ -838,10 +838,19 @@ export class LedgerSealer {
       let sealed = 0;
       let lastPosition = 0;
       for (let i = 0; i < LEDGER_SEAL_TXS_PER_RUN_MAX; i++) {
-        const r = await sealLedger(this.#db, this.#crypto, nowS, { max, fullScan });
+        // On SQLite writers are serialised (BEGIN IMMEDIATE to COMMIT), so ids commit in order and
+        // nothing below the highest sealed id can appear late: no look-back window, which on SQLite
+        // would walk up to LEDGER_SEAL_WINDOW_IDS rows on the event loop every transaction.
+        const r = await sealLedger(this.#db, this.#crypto, nowS, {
+          max,
+          fullScan,
+          ...(this.#db.dialect.name === 'sqlite' ? { windowIds: 0 } : {}),
+        });
         sealed += r.sealed;
         lastPosition = r.lastPosition;
         if (r.sealed < max) break;
+        // Let requests in between sealing transactions: on SQLite each one holds the event loop.
+        await new Promise<void>((resolve) => setImmediate(resolve));
       }
       const roots = await closeDueRoots(this.#db, this.#crypto, this.#keys, nowS, this.#o);
       this.#lastFailed = false;
