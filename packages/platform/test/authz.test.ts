@@ -131,6 +131,15 @@ for (const d of databases) {
         expectError(await h.get(path, await callAs('holder')), 403, 'forbidden');
         expect((await h.get(path, await callAs('merchant'))).status).toBe(200);
       }
+      const metrics = (await h.get('/metrics', await callAs('operator_admin'))).text;
+      for (const name of [
+        'duet_clearing_pending_records',
+        'duet_clearing_open_flags',
+        'duet_intake_alarms',
+        'duet_ledger_unsealed_entries',
+        'duet_http_requests_total',
+      ])
+        expect(metrics).toContain(`# TYPE ${name} `);
     });
 
     it('covers every route the server documents: the OpenAPI paths are exactly the table', async () => {

@@ -167,7 +167,10 @@ export function clearingContract(d: TestDatabase): void {
           [t2.t.id, 300],
         ].sort(),
       );
+      const gauge = async () => /^duet_clearing_pending_records (\d+)$/m.exec((await p().get('/metrics', await p().admin())).text)?.[1];
+      expect(await gauge()).toBe('3');
       expect(await run()).toMatchObject({ records: 3, posted: 3, refused: 0 });
+      expect(await gauge()).toBe('0');
       const after = ok<History>(await p().get('/v1/holder/history', a.holder.session));
       expect(after.awaitingClearing).toEqual([]);
       expect(
