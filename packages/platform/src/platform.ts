@@ -20,7 +20,7 @@ import { ledgerMigrations } from './ledger.js';
 import { LedgerSealer, type LedgerSealerOptions, ledgerSealMigrations } from './ledger-seal.js';
 import { latestDenyList, latestPolicy, listsMigrations, publishDenyList, publishPolicy } from './lists.js';
 import { onlineAuthMigrations } from './online-auth.js';
-import { pursesMigrations } from './purses.js';
+import { purgeIdempotencyKeys, pursesMigrations } from './purses.js';
 import { noteArrears, publishDenyChanges, recoveryMigrations } from './recovery.js';
 import { getTerminal, registryMigrations } from './registry.js';
 import { coreRoutes } from './routes.js';
@@ -141,6 +141,19 @@ export async function openPlatform(o: PlatformOptions): Promise<Platform> {
           });
     sealer?.start();
     logError = (e) => app.log.error({ err: e }, 'clearing run failed; retrying at the next interval');
+    // Housekeeping: idempotency keys past their keeping time are forgotten, hourly (and soon after start).
+    const housekeeping = async () => {
+      try {
+        const n = await purgeIdempotencyKeys(db, Math.floor(o.clock.nowMs() / 1000));
+        if (n > 0) app.log.info({ forgotten: n }, 'idempotency keys past their keeping time forgotten');
+      } catch (e) {
+        app.log.warn({ err: e }, 'housekeeping failed; retrying in an hour');
+      }
+    };
+    const housekeepingTimer = setInterval(() => void housekeeping(), HOUSEKEEPING_INTERVAL_MS);
+    housekeepingTimer.unref();
+    const firstHousekeeping = setTimeout(() => void housekeeping(), 10_000);
+    firstHousekeeping.unref();
     if (o.clearing !== false) clearer.start();
     return {
       ctx,
@@ -151,6 +164,8 @@ export async function openPlatform(o: PlatformOptions): Promise<Platform> {
       sealer,
       openApi: () => app.swagger(),
       async close() {
+        clearInterval(housekeepingTimer);
+        clearTimeout(firstHousekeeping);
         await app.close();
         await clearer.stop();
         // A last run seals what the server posted, so a cleanly stopped platform leaves no unsealed tail.
@@ -190,6 +205,9 @@ function clearingDeps(db: Db, o: PlatformOptions, keys: KeyStore): ClearingDeps 
     },
   };
 }
+
+/** How often a platform process does its housekeeping (forgetting old idempotency keys). */
+const HOUSEKEEPING_INTERVAL_MS = 3_600_000;
 
 /** Verified credentials clearing remembers: a campus's active credentials fit. */
 const CLEARING_CREDENTIAL_CACHE = 200_000;

@@ -71,6 +71,10 @@ export const pursesMigrations: Migration[] = [
       'CREATE INDEX credit_lines_by_holder ON credit_lines (holder_id, id)',
     ],
   },
+  {
+    id: 'purses/002-idempotency-by-age',
+    sql: () => ['CREATE INDEX idempotency_keys_by_age ON idempotency_keys (created_at)'],
+  },
 ];
 
 // ---------------------------------------------------------------------------------------------
@@ -312,6 +316,33 @@ export async function setCreditLine(db: Db, r: CreditLineRequest, nowS: number):
 
 // ---------------------------------------------------------------------------------------------
 // Idempotency
+
+/**
+ * How long an idempotency key is remembered: a cashier's or bank's retry comes within minutes or
+ * days, never months; after this a key may be used again as a new request. The table would
+ * otherwise grow by a row per top-up forever.
+ */
+export const IDEMPOTENCY_KEEP_S = 90 * 86_400;
+
+/** Rows one purge deletes at most (one short transaction); the next purge takes the rest. */
+export const IDEMPOTENCY_PURGE_MAX = 10_000;
+
+/**
+ * Forgets idempotency keys older than `keepS` whose request finished (a key still in progress is
+ * kept whatever its age). Resolves with the number forgotten. The purse operations and ledger
+ * entries they produced stay: only the replay memory goes.
+ */
+export async function purgeIdempotencyKeys(db: Db, nowS: number, keepS = IDEMPOTENCY_KEEP_S): Promise<number> {
+  checkNow(nowS);
+  if (!Number.isSafeInteger(keepS) || keepS < 0) throw new RangeError(`keepS ${keepS}: a whole number of seconds >= 0`);
+  return db.tx((q) =>
+    q.run(
+      `DELETE FROM idempotency_keys WHERE (scope, idem_key) IN (
+         SELECT scope, idem_key FROM idempotency_keys WHERE created_at < ? AND result IS NOT NULL ORDER BY created_at LIMIT ?)`,
+      [nowS - keepS, IDEMPOTENCY_PURGE_MAX],
+    ),
+  );
+}
 
 /**
  * Runs `first` once per (scope, key): stores its result with a hash of `request`, and answers a

@@ -17,7 +17,17 @@ import {
   TOPUP_MAX_FEN,
 } from '../src/limits.js';
 import { authorizeOnline, type HolderCheck, onlineAuthMigrations } from '../src/online-auth.js';
-import { grantSubsidy, purses, pursesMigrations, setCreditLine, type TopUpChannel, type TopUpRequest, topUp } from '../src/purses.js';
+import {
+  grantSubsidy,
+  IDEMPOTENCY_KEEP_S,
+  purgeIdempotencyKeys,
+  purses,
+  pursesMigrations,
+  setCreditLine,
+  type TopUpChannel,
+  type TopUpRequest,
+  topUp,
+} from '../src/purses.js';
 import { holdersMigrations } from '../src/holders.js';
 import { listsMigrations } from '../src/lists.js';
 import { recoveryMigrations } from '../src/recovery.js';
@@ -138,6 +148,28 @@ for (const d of databases) {
       // Keys are per operation: the same key may name a subsidy grant.
       const g = await grantSubsidy(db, { holderId: h, amount: 10, by: 'finance', idempotencyKey: key }, T0);
       expect(g.subsidyAfter).toBe(10);
+    });
+
+    it('remembers a key for IDEMPOTENCY_KEEP_S and then forgets it; a key whose request is still running is never forgotten', async () => {
+      const h = freshHolder();
+      const key = freshKey();
+      const r: TopUpRequest = { holderId: h, amount: 700, channel: 'bank', idempotencyKey: key, by: 'bank' };
+      const first = await topUp(db, r, T0);
+      const remembered = () => db.one('SELECT 1 AS x FROM idempotency_keys WHERE scope = ? AND idem_key = ?', ['topup', key]);
+      // A key claimed by a request that never finished (its process died mid-way): kept at any age.
+      await db.run("INSERT INTO idempotency_keys (scope, idem_key, request_hash, result, created_at) VALUES ('topup', ?, 'x', NULL, ?)", [
+        `${key}-running`,
+        T0 - 10 * IDEMPOTENCY_KEEP_S,
+      ]);
+      await purgeIdempotencyKeys(db, T0 + IDEMPOTENCY_KEEP_S);
+      expect(await remembered()).toBeDefined();
+      expect(await topUp(db, r, T0 + IDEMPOTENCY_KEEP_S)).toEqual(first);
+      expect(await purgeIdempotencyKeys(db, T0 + IDEMPOTENCY_KEEP_S + 1)).toBeGreaterThanOrEqual(1);
+      expect(await remembered()).toBeUndefined();
+      expect(await db.one('SELECT 1 AS x FROM idempotency_keys WHERE idem_key = ?', [`${key}-running`])).toBeDefined();
+      // The money stays: only the memory of the key went.
+      expect((await purses(db, h)).cash).toBe(700);
+      await expect(purgeIdempotencyKeys(db, T0, -1)).rejects.toThrow(RangeError);
     });
 
     it('posts once when twenty identical top-ups arrive at once, and all twenty get the same result', async () => {
