@@ -72,6 +72,13 @@ export const ONLINE_AUTH_AMOUNT_MAX_FEN = 9_999_999;
  */
 export const ONLINE_AUTH_TIME_SKEW_MAX_S = 300;
 /**
+ * How long an online authorization waits for others to share its transaction (group commit). One
+ * event-loop turn gathered about 1.4 requests per commit at 1,000/s here; a millisecond lowered the
+ * p50 from 6.5–7.2 to 4.4–4.8 ms and the p99 from 47–82 to 44–48 ms in back-to-back runs. Well
+ * inside a terminal's online budget (300 ms by default).
+ */
+export const ONLINE_AUTH_BATCH_WINDOW_MS = 1;
+/**
  * Online authorizations decided in one transaction (group commit). A batch of 64 is a few
  * milliseconds of work, so the last request of a full batch still answers well inside a terminal's
  * 300 ms budget, and the transaction holds its locks only that long.

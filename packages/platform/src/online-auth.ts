@@ -34,6 +34,7 @@ import {
 import {
   ONLINE_AUTH_AMOUNT_MAX_FEN,
   ONLINE_AUTH_BATCH_MAX,
+  ONLINE_AUTH_BATCH_WINDOW_MS,
   ONLINE_AUTH_QUEUE_MAX,
   ONLINE_AUTH_TIME_SKEW_MAX_S,
   PLATFORM_ID_MAX,
@@ -193,9 +194,10 @@ export class OnlineAuthorizer {
     this.draining = true;
     try {
       while (this.queue.length > 0) {
-        // Wait one turn of the event loop before closing a batch: the requests whose bytes arrived
-        // while the last (synchronous, on SQLite) commit held the loop are parsed now and join it.
-        await new Promise<void>((resolve) => setImmediate(resolve));
+        // Wait a moment before closing a batch: the requests whose bytes arrived while the last
+        // (synchronous, on SQLite) commit held the loop are parsed now and join it, and at 1,000/s
+        // a millisecond gathers the next arrivals too, so fewer commits serve the same requests.
+        await new Promise<void>((resolve) => setTimeout(resolve, ONLINE_AUTH_BATCH_WINDOW_MS));
         await this.run(this.queue.splice(0, this.batchMax));
       }
     } finally {
