@@ -12,6 +12,15 @@ export { activationProofMessage } from './registry.js';
 export { ALL_MIGRATIONS, DEFAULT_AGREEMENT, openPlatform, type Platform, type PlatformOptions } from './platform.js';
 export { DEV_KEY_PASSPHRASE, passphraseFromEnv } from './keys.js';
 export { seedCredential, seedHolder, seedTerminal, type SeedHolder } from './seed.js';
+export {
+  type Campus,
+  CAMPUS_FIRST_HOLDER_ID,
+  CAMPUS_PLACES,
+  type CampusHolder,
+  type CampusOptions,
+  type CampusTerminal,
+  seedCampus,
+} from './campus.js';
 export * from './audit.js';
 export {
   type ChainEntry,
