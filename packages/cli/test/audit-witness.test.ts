@@ -14,6 +14,7 @@ import { nodeCrypto } from '@duet/protocol/node';
 import { type Db, type LedgerAuditReport, openDatabase, openPlatform, type Platform } from '@duet/platform';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { databases } from '../../platform/test/pg-harness.js';
+import { callApi } from './api.js';
 
 const bin = join(import.meta.dirname, '../dist/main.js');
 const cwd = mkdtempSync(join(tmpdir(), 'duet-witness-cli-'));
@@ -66,19 +67,7 @@ for (const d of databases) {
     let topups = 0;
     const keyFile = join(cwd, `${d.name}-witness.json`);
 
-    async function api(method: string, path: string, body?: unknown, token?: string): Promise<Record<string, unknown>> {
-      const res = await fetch(`${url}${path}`, {
-        method,
-        headers: {
-          ...(body !== undefined ? { 'content-type': 'application/json' } : {}),
-          ...(token !== undefined ? { authorization: `Bearer ${token}` } : {}),
-        },
-        ...(body !== undefined ? { body: JSON.stringify(body) } : {}),
-      });
-      const json = (await res.json()) as Record<string, unknown>;
-      if (!res.ok) throw new Error(`${method} ${path}: ${res.status} ${JSON.stringify(json)}`);
-      return json;
-    }
+    const api = (method: string, path: string, body?: unknown, token?: string) => callApi(url, method, path, body, token);
 
     /** `n` more top-ups, then a seal; roots close every 3 positions. */
     async function post(n: number): Promise<void> {

@@ -14,6 +14,7 @@ import { nodeCrypto } from '@duet/protocol/node';
 import { type Db, type LedgerAuditReport, openDatabase, openPlatform } from '@duet/platform';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { databases } from '../../platform/test/pg-harness.js';
+import { callApi } from './api.js';
 
 const bin = join(import.meta.dirname, '../dist/main.js');
 const cwd = mkdtempSync(join(tmpdir(), 'duet-audit-cli-'));
@@ -22,20 +23,6 @@ afterAll(() => rmSync(cwd, { recursive: true, force: true }));
 function duet(args: readonly string[]): { code: number | null; out: string; err: string } {
   const r = spawnSync(process.execPath, [bin, ...args], { cwd, encoding: 'utf8', timeout: 60_000 });
   return { code: r.status, out: r.stdout, err: r.stderr };
-}
-
-async function api(url: string, method: string, path: string, body?: unknown, token?: string): Promise<Record<string, unknown>> {
-  const res = await fetch(`${url}${path}`, {
-    method,
-    headers: {
-      ...(body !== undefined ? { 'content-type': 'application/json' } : {}),
-      ...(token !== undefined ? { authorization: `Bearer ${token}` } : {}),
-    },
-    ...(body !== undefined ? { body: JSON.stringify(body) } : {}),
-  });
-  const json = (await res.json()) as Record<string, unknown>;
-  if (!res.ok) throw new Error(`${method} ${path}: ${res.status} ${JSON.stringify(json)}`);
-  return json;
 }
 
 /** Switches the append-only triggers off: what someone with write access to the database can do. */
@@ -69,10 +56,10 @@ for (const d of databases) {
       });
       try {
         const url = await p.app.listen({ host: '127.0.0.1', port: 0 });
-        const admin = String((await api(url, 'POST', '/v1/staff/login', { username: 'admin', password: 'admin-password-1' })).token);
-        await api(url, 'POST', '/v1/holders', { id: 31, name: '韩梅梅', role: 'student', campus: 1, password: 'holder-pass-1' }, admin);
+        const admin = String((await callApi(url, 'POST', '/v1/staff/login', { username: 'admin', password: 'admin-password-1' })).token);
+        await callApi(url, 'POST', '/v1/holders', { id: 31, name: '韩梅梅', role: 'student', campus: 1, password: 'holder-pass-1' }, admin);
         for (const [i, amount] of [500, 1_200, 80, 2_500, 60, 999].entries())
-          await api(url, 'POST', '/v1/holders/31/topups', { amount, channel: 'cashier', idempotencyKey: `audit-cli-${i}` }, admin);
+          await callApi(url, 'POST', '/v1/holders/31/topups', { amount, channel: 'cashier', idempotencyKey: `audit-cli-${i}` }, admin);
         expect((await p.sealer?.runOnce())?.roots.map((r) => [r.firstPosition, r.lastPosition])).toEqual([[1, 4]]);
       } finally {
         await p.close();

@@ -7,6 +7,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { callApi } from './api.js';
 
 const bin = join(import.meta.dirname, '../dist/main.js');
 const cwd = mkdtempSync(join(tmpdir(), 'duet-platform-headless-'));
@@ -46,19 +47,7 @@ function duet(args: string[]): { code: number | null; json: Record<string, unkno
   return { code: r.status, json, err: r.stderr };
 }
 
-async function api(method: string, path: string, body?: unknown, token?: string): Promise<Record<string, unknown>> {
-  const res = await fetch(`${url}${path}`, {
-    method,
-    headers: {
-      ...(body !== undefined ? { 'content-type': 'application/json' } : {}),
-      ...(token !== undefined ? { authorization: `Bearer ${token}` } : {}),
-    },
-    ...(body !== undefined ? { body: JSON.stringify(body) } : {}),
-  });
-  const json = (await res.json()) as Record<string, unknown>;
-  if (!res.ok) throw new Error(`${method} ${path}: ${res.status} ${JSON.stringify(json)}`);
-  return json;
-}
+const api = (method: string, path: string, body?: unknown, token?: string) => callApi(url, method, path, body, token);
 
 describe('headless wallet and terminal against the platform', () => {
   it('enrol for real, pay offline and online, refuse a replay, upload', async () => {
