@@ -13,7 +13,7 @@ import { openDatabase } from './db/open.js';
 import { ApiError } from './errors.js';
 import { holdersMigrations, publishAgreement } from './holders.js';
 import { intakeMigrations } from './intake.js';
-import { Clearer, type ClearingDeps, clearingMigrations } from './clearing.js';
+import { Clearer, type ClearingDeps, type ClearingResult, clearingMigrations } from './clearing.js';
 import { issuanceMigrations } from './issuance.js';
 import { KeyStore, keysMigrations } from './keys.js';
 import { ledgerMigrations } from './ledger.js';
@@ -122,9 +122,11 @@ export async function openPlatform(o: PlatformOptions): Promise<Platform> {
     });
     // The server's logger exists only once the server is built; clearing errors before that go nowhere.
     let logError: (e: unknown) => void = () => {};
+    let logRun: (r: ClearingResult) => void = () => {};
     const clearer = new Clearer(db, clearingDeps(db, o, keys), {
       ...(o.clearing === false || o.clearing?.intervalMs === undefined ? {} : { intervalMs: o.clearing.intervalMs }),
       onError: (e) => logError(e),
+      onRun: (r) => logRun(r),
     });
     const ctx: PlatformContext = { db, crypto: o.crypto, clock: o.clock, keys, trust: keys, auth, clearing: clearer };
     await bootstrap(ctx, o.firstAdmin);
@@ -141,6 +143,8 @@ export async function openPlatform(o: PlatformOptions): Promise<Platform> {
           });
     sealer?.start();
     logError = (e) => app.log.error({ err: e }, 'clearing run failed; retrying at the next interval');
+    logRun = (r) =>
+      app.log.info({ clearing: r }, `cleared ${r.records} records: ${r.posted} posted, ${r.linked} linked, ${r.refused} refused`);
     // Housekeeping: idempotency keys past their keeping time are forgotten, hourly (and soon after start).
     const housekeeping = async () => {
       try {
