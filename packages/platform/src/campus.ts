@@ -14,6 +14,7 @@ import { ApiError } from './errors.js';
 import { credit, debit, holderAccounts, merchantPayable, post } from './ledger.js';
 import { noteArrears, publishDenyChanges } from './recovery.js';
 import { createMerchant, createTerminal } from './registry.js';
+import { seededRandom } from './random.js';
 import { seedHolder } from './seed.js';
 import { prefetchKeys, type SigningKeys } from './signing-keys.js';
 
@@ -80,18 +81,6 @@ export interface CampusDeps {
   readonly auth: Authenticator;
 }
 
-/** mulberry32: a small, well-known seeded generator; the demo needs repeatability, not secrecy. */
-function seeded(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4_294_967_296;
-  };
-}
-
 const FAMILY = [
   'Wang 王',
   'Li 李',
@@ -119,7 +108,7 @@ export async function seedCampus(deps: CampusDeps, o: CampusOptions, nowS: numbe
   const { db, crypto, auth } = deps;
   if ((await db.one('SELECT id FROM holders WHERE id = ?', [CAMPUS_FIRST_HOLDER_ID])) !== undefined)
     throw new ApiError('conflict', 'the demo campus exists already');
-  const random = seeded(o.seed);
+  const random = seededRandom(o.seed);
   const pick = <T>(xs: readonly T[]): T => xs[Math.floor(random() * xs.length)] as T;
 
   const merchants: { id: number; name: string; scene: Scene }[] = [];

@@ -114,6 +114,14 @@ export const clearingMigrations: Migration[] = [
       )`,
     ],
   },
+  {
+    id: 'clearing/002-unclaimed-approvals',
+    // The approvals without a record, read every minute to reverse those long unclaimed: the
+    // partial index holds only them, so the read stays small however many approvals were linked.
+    sql: () => [
+      'CREATE INDEX online_authorizations_unclaimed ON online_authorizations (authorized_at) WHERE record_sequence IS NULL AND reversed_at IS NULL',
+    ],
+  },
 ];
 
 /** Record states in `records.cleared`. */
@@ -358,18 +366,6 @@ export async function commitRun(db: Db, deps: ClearingDeps, run: PreparedRun): P
 }
 
 /**
- * One clearing run. Resolves with what it did; `records: 0` means nothing was pending after `after`.
- * Safe to run from several processes at once: each record is decided and posted once.
- */
-export async function clearOnce(
-  db: Db,
-  deps: ClearingDeps,
-  opts: { readonly limit?: number; readonly after?: ClearingCursor } = {},
-): Promise<ClearingResult> {
-  return commitRun(db, deps, await prepareRun(db, deps, opts.after ?? START, opts.limit ?? CLEARING_BATCH_MAX));
-}
-
-/**
  * Clears everything pending from `from` on, wrapping round to the start once, as a pipeline: the
  * next run's records are read and their signatures checked on the thread pool while the current
  * run's transaction works on the event loop. Ends when a full pass from the start finds nothing.
@@ -596,7 +592,10 @@ interface Denial {
   readonly type: 'credential' | 'holder';
   readonly id: number;
   readonly at: number;
+  /** The deny-list version that first carried it, or null while unpublished. */
   readonly publishedIn: number | null;
+  /** A remove: the entry ended here, not denied from this change on. */
+  readonly lifted: boolean;
   readonly reason: string;
 }
 
@@ -621,13 +620,13 @@ async function denyHistory(q: Queryable, serials: readonly number[], holders: re
       for (const ch of changes) {
         const id = int(ch.id, 'id');
         const key = `${type}/${id}`;
-        // A remove is kept as a denial that ended: publishedIn null marks "not denied from here on".
         const list = out.get(key) ?? [];
         list.push({
           type,
           id,
           at: int(ch.at, 'at'),
-          publishedIn: ch.op === 'add' ? (ch.published_in === null ? null : int(ch.published_in, 'published_in')) : -1,
+          publishedIn: ch.published_in === null ? null : int(ch.published_in, 'published_in'),
+          lifted: ch.op !== 'add',
           reason: reasons.get(id) ?? 'unknown',
         });
         out.set(key, list);
@@ -643,7 +642,7 @@ function deniedAt(history: ReadonlyMap<string, Denial[]>, serial: number, holder
     let current: Denial | undefined;
     for (const ch of history.get(key) ?? []) {
       if (ch.at > time) break;
-      current = ch.publishedIn === -1 ? undefined : ch;
+      current = ch.lifted ? undefined : ch;
     }
     if (current !== undefined) return current;
   }

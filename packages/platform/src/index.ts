@@ -11,6 +11,7 @@ export { type IntakeResult, takeBatch } from './intake.js';
 export { activationProofMessage } from './registry.js';
 export { ALL_MIGRATIONS, DEFAULT_AGREEMENT, openPlatform, type Platform, type PlatformOptions } from './platform.js';
 export { DEV_KEY_PASSPHRASE, passphraseFromEnv } from './keys.js';
+export { seededRandom } from './random.js';
 export { seedCredential, seedHolder, seedTerminal, type SeedHolder } from './seed.js';
 export {
   type Campus,

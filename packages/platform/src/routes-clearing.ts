@@ -103,7 +103,12 @@ export function clearingRoutes(): Route[] {
       tags: ['clearing'],
       handle: async (call) => {
         const db = call.ctx.db;
-        const states = await db.all('SELECT cleared, COUNT(*) AS n, COALESCE(SUM(amount), 0) AS amount FROM records GROUP BY cleared');
+        // Bounded by the backlog, never by all records ever held: pending rows through their partial
+        // index, and what clearing decided from its run log (one row per run of up to 1,000).
+        const pending = await db.one("SELECT COUNT(*) AS n, COALESCE(SUM(amount), 0) AS amount FROM records WHERE cleared = 'pending'");
+        const decided = await db.one(
+          'SELECT COALESCE(SUM(records), 0) AS records, COALESCE(SUM(posted), 0) AS posted, COALESCE(SUM(linked), 0) AS linked, COALESCE(SUM(refused), 0) AS refused, COALESCE(SUM(paid_fen), 0) AS paid FROM clearing_runs',
+        );
         const unacked = await db.one(
           `SELECT COUNT(*) AS n FROM records r LEFT JOIN intake_acks a ON a.terminal_id = r.terminal_id
            WHERE r.cleared = 'pending' AND (a.acked_through IS NULL OR r.sequence > a.acked_through)`,
@@ -114,7 +119,14 @@ export function clearingRoutes(): Route[] {
         const intake = await db.all('SELECT reason, COUNT(*) AS n FROM intake_flags GROUP BY reason');
         const runs = await db.all('SELECT * FROM clearing_runs ORDER BY id DESC LIMIT 10');
         return {
-          records: Object.fromEntries(states.map((s) => [String(s.cleared), { count: int(s.n, 'n'), amount: int(s.amount, 'amount') }])),
+          pending: { count: int(pending?.n ?? 0, 'n'), amount: int(pending?.amount ?? 0, 'amount') },
+          decided: {
+            records: int(decided?.records ?? 0, 'records'),
+            posted: int(decided?.posted ?? 0, 'posted'),
+            linked: int(decided?.linked ?? 0, 'linked'),
+            refused: int(decided?.refused ?? 0, 'refused'),
+            paidFen: int(decided?.paid ?? 0, 'paid'),
+          },
           pendingBeyondChain: int(unacked?.n ?? 0, 'n'),
           openFlags: Object.fromEntries(flags.map((f) => [String(f.reason), { count: int(f.n, 'n'), amount: int(f.amount, 'amount') }])),
           intakeAlarms: Object.fromEntries(intake.map((f) => [String(f.reason), int(f.n, 'n')])),

@@ -47,21 +47,15 @@ import { seedCredential, seedHolder, seedTerminal } from '../src/seed.js';
 import { PASSPHRASE } from './http-harness.js';
 import { databases, freshPostgres, pgAvailable, type TestDatabase, type TestStorage } from './pg-harness.js';
 import { serve, type Served } from './serve-harness.js';
+import { seededRandom } from '../src/random.js';
 import { TcpProxy } from './tcp-proxy.js';
 
 const SEED = Number(process.env.DUET_TEST_SEED ?? 20_260_301);
 console.log(`clearing-faults: seed ${SEED} (DUET_TEST_SEED=${SEED} replays it)`);
 
-/** mulberry32: small, seeded, good enough to choose batches and moments. */
+/** The shared seeded generator, with whole numbers below n. */
 function prng(seed: number): { next(): number; int(n: number): number } {
-  let a = seed >>> 0;
-  const next = () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4_294_967_296;
-  };
+  const next = seededRandom(seed);
   return { next, int: (n: number) => Math.floor(next() * n) };
 }
 

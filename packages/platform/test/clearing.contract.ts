@@ -169,8 +169,15 @@ export function clearingContract(d: TestDatabase): void {
       );
       const gauge = async () => /^duet_clearing_pending_records (\d+)$/m.exec((await p().get('/metrics', await p().admin())).text)?.[1];
       expect(await gauge()).toBe('3');
+      type Status = { pending: { count: number; amount: number }; decided: { posted: number; paidFen: number } };
+      const status = async () => ok<Status>(await p().get('/v1/clearing/status', await p().admin()));
+      const s0 = await status();
+      expect(s0.pending).toEqual({ count: 3, amount: 2_300 });
       expect(await run()).toMatchObject({ records: 3, posted: 3, refused: 0 });
       expect(await gauge()).toBe('0');
+      const s1 = await status();
+      expect(s1.pending).toEqual({ count: 0, amount: 0 });
+      expect([s1.decided.posted - s0.decided.posted, s1.decided.paidFen - s0.decided.paidFen]).toEqual([3, 2_300]);
       const after = ok<History>(await p().get('/v1/holder/history', a.holder.session));
       expect(after.awaitingClearing).toEqual([]);
       expect(

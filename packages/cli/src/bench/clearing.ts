@@ -21,7 +21,17 @@ import { join } from 'node:path';
 import { Worker } from 'node:worker_threads';
 import { type CryptoProvider, decodeUploadBatch, encodeUploadBatch, type Signer, signRequest } from '@duet/protocol';
 import { nodeCrypto } from '@duet/protocol/node';
-import { type Db, openDatabase, openPlatform, type Platform, seedCredential, seedHolder, seedTerminal, takeBatch } from '@duet/platform';
+import {
+  type Db,
+  openDatabase,
+  openPlatform,
+  type Platform,
+  seedCredential,
+  seedHolder,
+  seedTerminal,
+  seededRandom,
+  takeBatch,
+} from '@duet/platform';
 import { findPgBin, startCluster } from '@duet/platform/pg-cluster';
 import type { JournalJob, SignedJournal } from './journal-worker.js';
 import { KeepAlivePool, serialize } from './load.js';
@@ -312,18 +322,6 @@ export async function throughputOn(dbUrl: string | undefined, o: ClearingOptions
     await p.close();
     rmSync(dir, { recursive: true, force: true });
   }
-}
-
-/** A small seeded generator (mulberry32): the same drops on every run with the same seed. */
-function seededRandom(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4_294_967_296;
-  };
 }
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));

@@ -78,14 +78,7 @@ export const benchCommand: Command = {
       : {};
     const terminal = want('terminal') ? await benchTerminal(intOption(str(o, 'decisions'), 'decisions', 2_000, 100_000), progress) : {};
     const figures = {
-      meta: {
-        date: new Date().toISOString(),
-        commit: gitCommit(),
-        node: process.version,
-        cpus: cpus().length,
-        cpu: cpus()[0]?.model ?? 'unknown',
-        seconds_per_measurement: seconds,
-      },
+      meta: benchMeta(seconds),
       ...protocol,
       ...terminal,
       ...wallet,
@@ -127,17 +120,22 @@ async function runAllGroups(
     Object.assign(merged, figures);
   }
   const figures = {
-    meta: {
-      date: new Date().toISOString(),
-      commit: gitCommit(),
-      node: process.version,
-      cpus: cpus().length,
-      cpu: cpus()[0]?.model ?? 'unknown',
-      seconds_per_measurement: seconds,
-    },
+    meta: benchMeta(seconds),
     ...merged,
   };
   process.stdout.write(`${JSON.stringify(figures, null, 2)}\n`);
   if (html !== undefined) writeFileSync(html, benchHtml(figures as Parameters<typeof benchHtml>[0]));
   return 0;
+}
+
+/** Where and when the figures were measured: one block for every bench JSON. */
+function benchMeta(seconds: number) {
+  return {
+    date: new Date().toISOString(),
+    commit: gitCommit(),
+    node: process.version,
+    cpus: cpus().length,
+    cpu: cpus()[0]?.model ?? 'unknown',
+    seconds_per_measurement: seconds,
+  };
 }
