@@ -390,7 +390,14 @@ export async function clearAll(
     // Read and check the next run before committing this one: on SQLite its read queues ahead of
     // the transaction, and its signatures are verified while the transaction runs.
     next = shouldStop() ? Promise.resolve({ startedAt: 0, candidates: [], last: undefined }) : prepareRun(db, deps, current.last);
-    total = add(total, await commitRun(db, deps, current));
+    try {
+      total = add(total, await commitRun(db, deps, current));
+    } catch (e) {
+      // The run read ahead is dropped with this one: its failure (storage down, most likely) must
+      // not surface later as an unhandled rejection.
+      next.catch(() => {});
+      throw e;
+    }
   }
 }
 
