@@ -8,7 +8,7 @@ export { openDatabase } from './db/open.js';
 export { DatabaseUrlError, parseDatabaseUrl, redactUrl } from './db/open.js';
 export * from './errors.js';
 export { type IntakeResult, takeBatch } from './intake.js';
-export { activationProofMessage } from './registry.js';
+export { activationProofMessage } from '@duet/protocol';
 export { ALL_MIGRATIONS, DEFAULT_AGREEMENT, openPlatform, type Platform, type PlatformOptions } from './platform.js';
 export { DEV_KEY_PASSPHRASE, passphraseFromEnv } from './keys.js';
 export { seededRandom } from './random.js';

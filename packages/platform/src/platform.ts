@@ -29,7 +29,7 @@ import type { Route } from './http.js';
 import { moneyRoutes } from './routes-money.js';
 import { ledgerRoutes } from './routes-ledger.js';
 import { recoveryRoutes } from './routes-recovery.js';
-import { buildServer } from './server.js';
+import { buildServer, type ServerOptions } from './server.js';
 import { prefetchKeys } from './signing-keys.js';
 import { currentSettings, settingsMigrations } from './settings.js';
 import { statementsMigrations } from './statements.js';
@@ -82,6 +82,8 @@ export interface PlatformOptions {
    * turns it off (tests that seal by hand with sealLedger/closeRoot); or its interval and root size.
    */
   readonly ledgerSealer?: false | Omit<LedgerSealerOptions, 'onError'>;
+  /** Routes of an outer layer, added before the server is ready (ServerOptions.extend). */
+  readonly extend?: ServerOptions['extend'];
 }
 
 export interface Platform {
@@ -133,6 +135,7 @@ export async function openPlatform(o: PlatformOptions): Promise<Platform> {
     const app = await buildServer(ctx, platformRoutes(keys), {
       ...(o.logger !== undefined ? { logger: o.logger } : {}),
       ...(o.metricsToken !== undefined ? { metricsToken: o.metricsToken } : {}),
+      ...(o.extend !== undefined ? { extend: o.extend } : {}),
     });
     const sealer =
       o.ledgerSealer === false

@@ -5,6 +5,7 @@
  */
 import {
   type CryptoProvider,
+  activationProofMessage,
   concatBytes,
   PUBLIC_KEY_BYTES,
   type Scene,
@@ -22,7 +23,6 @@ import type { SigningKeys } from './signing-keys.js';
 export const ACTIVATION_TTL_S = 86_400;
 /** Certificates last a year; a terminal re-activates (new key, new certificate) before then. */
 export const TERMINAL_CERT_VALIDITY_S = 365 * 86_400;
-const ACTIVATION_LABEL = new TextEncoder().encode('duet/terminal-activation/v1\0');
 
 export const registryMigrations: Migration[] = [
   {
@@ -138,12 +138,6 @@ export async function createTerminal(
 
 function hashCode(crypto: CryptoProvider, code: string): string {
   return toHex(crypto.sha256(new TextEncoder().encode(code.toUpperCase().replace(/[^A-Z0-9]/g, ''))));
-}
-
-/** The bytes a terminal signs with its new key to prove it holds it when activating. */
-export function activationProofMessage(code: string, suite: SuiteName, publicKey: Uint8Array): Uint8Array {
-  const c = new TextEncoder().encode(code.toUpperCase().replace(/[^A-Z0-9]/g, ''));
-  return concatBytes(ACTIVATION_LABEL, new Uint8Array([SUITES.indexOf(suite) + 1, c.length]), c, publicKey);
 }
 
 /**

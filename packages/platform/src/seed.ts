@@ -5,11 +5,12 @@
  * keys itself). Never exposed over HTTP.
  */
 import type { Credential, CryptoProvider, Role, Scene, Signer } from '@duet/protocol';
+import { activationProofMessage } from '@duet/protocol';
 import type { Db } from './db/db.js';
 import { acceptAgreement, createHolder, currentAgreement } from './holders.js';
 import { issueCredential } from './issuance.js';
 import { grantSubsidy, setCreditLine, topUp } from './purses.js';
-import { activateTerminal, activationProofMessage, createMerchant, createTerminal } from './registry.js';
+import { activateTerminal, createMerchant, createTerminal } from './registry.js';
 import { prefetchKeys, type SigningKeys } from './signing-keys.js';
 
 export interface SeedHolder {

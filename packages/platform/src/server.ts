@@ -20,6 +20,11 @@ export interface ServerOptions {
   readonly logger?: boolean;
   /** A bearer token that may read /metrics without a staff session (for a Prometheus scraper). */
   readonly metricsToken?: string;
+  /**
+   * Adds routes of an outer layer before the server is ready (the web apps' static files, which
+   * `duet serve` and `duet demo` mount; the platform itself knows nothing of them).
+   */
+  readonly extend?: (app: FastifyInstance) => void | Promise<void>;
 }
 
 declare module 'fastify' {
@@ -189,6 +194,7 @@ export async function buildServer(ctx: PlatformContext, routes: readonly Route[]
   });
 
   for (const route of routes) register(app, ctx, route);
+  if (o.extend !== undefined) await o.extend(app);
   await app.ready();
   return app;
 }

@@ -30,7 +30,7 @@ import { expect } from 'vitest';
 import type { StaffRole } from '../src/context.js';
 import type { ApiErrorCode } from '../src/errors.js';
 import { openPlatform, type Platform } from '../src/platform.js';
-import { activationProofMessage } from '../src/registry.js';
+import { activationProofMessage } from '@duet/protocol';
 import type { TestDatabase } from './pg-harness.js';
 
 export const PASSPHRASE = 'test-passphrase-123';

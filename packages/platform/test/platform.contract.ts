@@ -34,7 +34,7 @@ import { LOGIN_FAILURES_FREE } from '../src/auth.js';
 import { JSON_BODY_MAX_BYTES } from '../src/server.js';
 import { CHALLENGE_TTL_S } from '../src/issuance.js';
 import { TRUST_LIST_LIFETIME_S } from '../src/keys.js';
-import { activationProofMessage } from '../src/registry.js';
+import { activationProofMessage } from '@duet/protocol';
 import { DEFAULT_SETTINGS } from '../src/settings.js';
 import { b64, type EnrolledHolder, expectError, HttpPlatform, idemKey, ok, type Reply, type TestTerminal, unb64 } from './http-harness.js';
 import type { TestDatabase } from './pg-harness.js';

@@ -8,7 +8,7 @@ import { checkValidity, readHeader, readValidity, writeHeader } from './header.j
 import { LABEL_MAX_BYTES } from './limits.js';
 import { type Scene, sceneFromId, sceneId } from './scene.js';
 import type { CryptoProvider, Signer, SuiteName } from './suites.js';
-import { PUBLIC_KEY_BYTES, SIGNATURE_BYTES, SUITE_ID, suiteFromId } from './suites.js';
+import { PUBLIC_KEY_BYTES, SIGNATURE_BYTES, SUITE_ID, SUITES, suiteFromId } from './suites.js';
 import { findTrustedKey, type TrustListBody } from './trust-list.js';
 
 export interface TerminalCertificateBody {
@@ -102,4 +102,12 @@ export async function verifyTerminalCertificate(
   const ok = await crypto.suite(cert.caSuite).verify(key.publicKey, concatBytes(TERMINAL_CERT_LABEL, cert.signed), cert.signature);
   if (!ok) throw new ProtocolError('bad_signature', `terminal certificate ${cert.terminalId}: CA signature`);
   if (nowS !== undefined) checkValidity(cert, nowS, 0, `terminal certificate ${cert.terminalId}`);
+}
+
+const ACTIVATION_LABEL = new TextEncoder().encode('duet/terminal-activation/v1\0');
+
+/** The bytes a terminal signs with its new key to prove it holds it when activating. */
+export function activationProofMessage(code: string, suite: SuiteName, publicKey: Uint8Array): Uint8Array {
+  const c = new TextEncoder().encode(code.toUpperCase().replace(/[^A-Z0-9]/g, ''));
+  return concatBytes(ACTIVATION_LABEL, new Uint8Array([SUITES.indexOf(suite) + 1, c.length]), c, publicKey);
 }

@@ -10,7 +10,7 @@ import QRCode from 'qrcode';
 import { CliError, type Command, intOption, parseOptions, type ParsedOptions, str, toJsonLine } from '../command.js';
 import { join } from 'node:path';
 import { dataDir, readJson, writeFileDurable } from '../files.js';
-import { b64, field, isNum, isStr, PlatformClient, unb64 } from '../platform-client.js';
+import { b64, field, isNum, isStr, PlatformClient, unb64 } from '@duet/protocol/client';
 import { LocalIssuer } from '../local-issuer.js';
 
 function print(value: unknown): void {

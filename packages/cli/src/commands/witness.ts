@@ -40,7 +40,7 @@ import {
 } from '@duet/platform';
 import { CliError, type Command, flag, parseOptions, type ParsedOptions, str, toJsonLine } from '../command.js';
 import { writeFileDurable } from '../files.js';
-import { b64, field, isNum, isStr, PlatformClient, unb64 } from '../platform-client.js';
+import { b64, field, isNum, isStr, PlatformClient, unb64 } from '@duet/protocol/client';
 
 export const WITNESS_KEY_FORMAT = 'duet-witness-key/v1';
 /** Positions asked for per chain page: the platform's page bound (LEDGER_CHAIN_PAGE_MAX). */

@@ -4,8 +4,8 @@
  * Every answer is checked for shape; an error answer becomes a PlatformCallError with its code and
  * words in both languages.
  */
-import type { CryptoProvider, Signer } from '@duet/protocol';
-import { signRequest } from '@duet/protocol';
+import { signRequest } from './request-auth.js';
+import type { CryptoProvider, Signer } from './suites.js';
 
 export class PlatformCallError extends Error {
   override readonly name = 'PlatformCallError';
@@ -27,7 +27,9 @@ export class PlatformCallError extends Error {
 export const PLATFORM_CALL_TIMEOUT_MS = 15_000;
 
 export function b64(bytes: Uint8Array): string {
-  return Buffer.from(bytes).toString('base64');
+  let s = '';
+  for (let i = 0; i < bytes.length; i += 0x8000) s += String.fromCharCode(...bytes.subarray(i, i + 0x8000));
+  return btoa(s);
 }
 
 /** The largest byte string a platform answer carries (a full deny list of a million entries is ~7 MB). */
@@ -37,7 +39,10 @@ export function unb64(value: unknown, field: string): Uint8Array {
   if (typeof value !== 'string' || value.length > (ANSWER_BYTES_MAX / 3) * 4 + 4 || !/^[A-Za-z0-9+/]*={0,2}$/.test(value)) {
     throw new PlatformCallError('bad_answer', `the platform's ${field} is not base64`, `平台返回的 ${field} 不是 base64`, 0);
   }
-  return new Uint8Array(Buffer.from(value, 'base64'));
+  const s = atob(value);
+  const out = new Uint8Array(s.length);
+  for (let i = 0; i < s.length; i++) out[i] = s.charCodeAt(i);
+  return out;
 }
 
 export function field<T>(o: unknown, name: string, check: (v: unknown) => v is T): T {
@@ -54,6 +59,7 @@ export class PlatformClient {
     readonly baseUrl: string,
     private readonly crypto: CryptoProvider,
     private readonly nowS: () => number = () => Math.floor(Date.now() / 1000),
+    private readonly fetcher: typeof fetch = (input, init) => fetch(input, init),
   ) {}
 
   async call(
@@ -72,7 +78,12 @@ export class PlatformClient {
     const signal = o.signal ?? AbortSignal.timeout(PLATFORM_CALL_TIMEOUT_MS);
     let res: Response;
     try {
-      res = await fetch(new URL(path, this.baseUrl), { method, headers, signal, ...(body.length > 0 ? { body: Buffer.from(body) } : {}) });
+      res = await this.fetcher(new URL(path, this.baseUrl), {
+        method,
+        headers,
+        signal,
+        ...(body.length > 0 ? { body: new Uint8Array(body) } : {}),
+      });
     } catch (e) {
       throw new PlatformCallError(
         'unreachable',

@@ -2,17 +2,17 @@
  * The headless terminal against the real platform: activation with a one-time code and a key made
  * here, list sync, record upload through the Uploader, and online-first authorization.
  */
-import { type CryptoProvider, SUITES } from '@duet/protocol';
-import { activationProofMessage } from '@duet/platform';
-import { type OnlineAnswer, type OnlineAuthorizer, type Terminal, Uploader } from '@duet/terminal';
-import { CliError } from './command.js';
-import { b64, field, isNum, isStr, type PlatformClient, unb64 } from './platform-client.js';
+import { activationProofMessage, type CryptoProvider, SUITES } from '@duet/protocol';
+import { b64, field, isNum, isStr, PlatformCallError, type PlatformClient, unb64 } from '@duet/protocol/client';
+import type { OnlineAnswer, OnlineAuthorizer } from './ports.js';
+import type { Terminal } from './terminal.js';
+import { Uploader } from './uploader.js';
 
 export const PLATFORM_META = 'platform_url';
 
 function identity(t: Terminal) {
   const id = t.state.snapshot.identity;
-  if (id === undefined) throw new CliError('not_enrolled', { en: 'This terminal is not enrolled', zh: '该终端未注册' });
+  if (id === undefined) throw new PlatformCallError('not_enrolled', 'This terminal is not enrolled', '该终端未注册', 0);
   return { id: id.certificate.terminalId, signer: id.signer };
 }
 
