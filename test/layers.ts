@@ -14,9 +14,10 @@ export const LAYERS: { readonly [pkg: string]: number } = {
   face: 1,
   platform: 2,
   gateway: 2,
-  cli: 3,
   sim: 3,
   web: 3,
+  // The launcher: `duet serve` and `duet demo` mount the web apps, `duet sim` runs the simulator.
+  cli: 4,
 };
 
 export interface Edge {

@@ -9,6 +9,7 @@ import { auditCommand } from './commands/audit.js';
 import { benchCommand } from './commands/bench.js';
 import { codeCommand } from './commands/code.js';
 import { demoCommand } from './commands/demo.js';
+import { tourCommand } from './commands/tour.js';
 import { issuerCommand } from './commands/issuer.js';
 import { openapiCommand } from './commands/openapi.js';
 import { serveCommand } from './commands/serve.js';
@@ -19,6 +20,7 @@ import { CliError, type Command } from './command.js';
 
 const COMMANDS: readonly Command[] = [
   demoCommand,
+  tourCommand,
   serveCommand,
   terminalCommand,
   walletCommand,

@@ -14,7 +14,7 @@ describe('duet command', () => {
   it('--help lists every command in English and Chinese', () => {
     const r = duet('--help');
     expect(r.code).toBe(0);
-    for (const name of ['demo', 'code', 'bench']) expect(r.out).toMatch(new RegExp(`^  ${name} `, 'm'));
+    for (const name of ['demo', 'tour', 'code', 'bench']) expect(r.out).toMatch(new RegExp(`^  ${name} `, 'm'));
     expect(r.out).toContain('双离线');
   });
 
@@ -25,8 +25,8 @@ describe('duet command', () => {
     expect(r.err).toContain('未知命令');
   });
 
-  it.each(['p256', 'ed25519', 'sm2'])('demo walks through issuing, paying and refusing with %s', (suite) => {
-    const r = duet('demo', '--suite', suite, '--no-qr');
+  it.each(['p256', 'ed25519', 'sm2'])('tour walks through issuing, paying and refusing with %s', (suite) => {
+    const r = duet('tour', '--suite', suite, '--no-qr');
     expect(r.err).toBe('');
     expect(r.code).toBe(0);
     expect(r.out).toContain('ACCEPTED');
@@ -43,7 +43,7 @@ describe('duet command', () => {
   });
 
   it('a bad option value is a typed error, not a crash', () => {
-    const r = duet('demo', '--suite', 'rsa');
+    const r = duet('tour', '--suite', 'rsa');
     expect(r.code).toBe(2);
     expect(JSON.parse(r.err)).toMatchObject({ error: { code: 'bad_arguments' } });
   });

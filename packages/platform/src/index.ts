@@ -13,6 +13,7 @@ export { ALL_MIGRATIONS, DEFAULT_AGREEMENT, openPlatform, type Platform, type Pl
 export { DEV_KEY_PASSPHRASE, passphraseFromEnv } from './keys.js';
 export { seededRandom } from './random.js';
 export { seedCredential, seedHolder, seedTerminal, type SeedHolder } from './seed.js';
+export { ACTIVATION_TTL_S, issueActivationCode } from './registry.js';
 export {
   type Campus,
   CAMPUS_FIRST_HOLDER_ID,

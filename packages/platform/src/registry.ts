@@ -123,6 +123,22 @@ export async function createTerminal(
   );
   if (r === undefined) throw new ApiError('internal', 'terminal insert');
   const terminal = toTerminal(r);
+  return { terminal, activationCode: await issueActivationCode(q, crypto, terminal.id, nowS) };
+}
+
+/**
+ * A new one-time activation code for a terminal not yet activated (an installer's code expired, or
+ * was lost). Earlier unused codes of the terminal stop working. Refused once the terminal is active.
+ */
+export async function issueActivationCode(q: Queryable, crypto: CryptoProvider, terminalId: number, nowS: number): Promise<string> {
+  const t = await q.one('SELECT status FROM terminals WHERE id = ?', [terminalId]);
+  if (t === undefined) throw new ApiError('not_found', `terminal ${terminalId}`);
+  if (t.status !== 'pending') throw new ApiError('conflict', `terminal ${terminalId} is ${String(t.status)}, not waiting for activation`);
+  await q.run('UPDATE activation_codes SET expires_at = ? WHERE terminal_id = ? AND used_at IS NULL AND expires_at > ?', [
+    nowS,
+    terminalId,
+    nowS,
+  ]);
   // Twenty characters from a 32-letter alphabet: 100 bits, typed by an installer in groups of five.
   const alphabet = 'ABCDEFGHJKLMNPQRSTUVWXYZ23456789';
   const raw = crypto.randomBytes(20);
@@ -130,10 +146,10 @@ export async function createTerminal(
   for (let i = 0; i < raw.length; i++) code += (i > 0 && i % 5 === 0 ? '-' : '') + alphabet[(raw[i] as number) % 32];
   await q.run('INSERT INTO activation_codes (code_hash, terminal_id, expires_at, used_at) VALUES (?, ?, ?, NULL)', [
     hashCode(crypto, code),
-    terminal.id,
+    terminalId,
     nowS + ACTIVATION_TTL_S,
   ]);
-  return { terminal, activationCode: code };
+  return code;
 }
 
 function hashCode(crypto: CryptoProvider, code: string): string {

@@ -30,6 +30,8 @@ import {
   listMerchants,
   listTerminals,
   revokeTerminal,
+  issueActivationCode,
+  ACTIVATION_TTL_S,
   touchTerminal,
 } from './registry.js';
 import { currentSettings, parseSettings, saveSettings, worstCaseOfflineLoss } from './settings.js';
@@ -408,6 +410,19 @@ export const coreRoutes: Route[] = [
     handle: async (call) => {
       await call.ctx.db.tx((q) => revokeTerminal(q, idParam(call), nowS(call.ctx)));
       return { revoked: true };
+    },
+  },
+  {
+    method: 'POST',
+    url: '/v1/terminals/:id/activation-code',
+    access: { kind: 'staff', roles: ADMIN },
+    summary: 'A new one-time activation code for a terminal not yet activated / 重新生成终端激活码',
+    tags: ['registry'],
+    params: IdParams,
+    handle: async (call) => {
+      const id = idParam(call);
+      const code = await call.ctx.db.tx((q) => issueActivationCode(q, call.ctx.crypto, id, nowS(call.ctx)));
+      return { terminalId: id, activationCode: code, expiresAt: nowS(call.ctx) + ACTIVATION_TTL_S };
     },
   },
   {
