@@ -6,11 +6,12 @@ import { equalBytes, toHex } from '@duet/protocol';
 import { nodeCrypto } from '@duet/protocol/node';
 import { type RenewalTransport, verifyDeviceProof } from '@duet/wallet';
 import { openFileWallet } from '@duet/wallet/node';
+import { acceptAgreement, currentAgreement, type HolderSession, holderLogin, platformRenewal } from '@duet/wallet/platform';
 import QRCode from 'qrcode';
 import { CliError, type Command, intOption, parseOptions, type ParsedOptions, str, toJsonLine } from '../command.js';
 import { join } from 'node:path';
 import { dataDir, readJson, writeFileDurable } from '../files.js';
-import { b64, field, isNum, isStr, PlatformClient, unb64 } from '@duet/protocol/client';
+import { PlatformClient } from '@duet/protocol/client';
 import { LocalIssuer } from '../local-issuer.js';
 
 function print(value: unknown): void {
@@ -46,41 +47,12 @@ function localTransport(issuer: LocalIssuer, holder: number): RenewalTransport {
   };
 }
 
-interface WalletPlatform {
+interface WalletPlatform extends HolderSession {
   readonly url: string;
-  readonly holderId: number;
-  readonly token: string;
-  deviceId?: number;
 }
 
 function platformFile(o: ParsedOptions): string {
   return join(dataDir(str(o, 'dir'), 'wallet'), 'platform.json');
-}
-
-/** The platform as the wallet's renewal transport: challenge, device registration with proof, credential. */
-function platformTransport(client: PlatformClient, p: WalletPlatform, label: string): RenewalTransport {
-  return {
-    async challenge() {
-      return unb64(field(await client.call('POST', '/v1/holder/challenge', { token: p.token }), 'challenge', isStr), 'challenge');
-    },
-    async issue(request) {
-      if (p.deviceId === undefined) {
-        const d = await client.call('POST', '/v1/holder/devices', {
-          token: p.token,
-          json: {
-            suite: request.suite,
-            publicKey: b64(request.devicePublicKey),
-            challenge: b64(request.challenge),
-            proof: b64(request.proof),
-            label,
-          },
-        });
-        p.deviceId = field(d, 'deviceId', isNum);
-      }
-      const c = await client.call('POST', '/v1/holder/credentials', { token: p.token, json: { deviceId: p.deviceId } });
-      return unb64(field(c, 'credential', isStr), 'credential');
-    },
-  };
 }
 
 async function enrollWithPlatform(o: ParsedOptions, url: string): Promise<number> {
@@ -93,17 +65,12 @@ async function enrollWithPlatform(o: ParsedOptions, url: string): Promise<number
     });
   }
   const client = new PlatformClient(url, nodeCrypto());
-  const login = await client.call('POST', '/v1/holder/login', { json: { holderId, password } });
-  const p: WalletPlatform = { url, holderId, token: field(login, 'token', isStr) };
+  const p: WalletPlatform = { url, ...(await holderLogin(client, holderId, password)) };
   const label = str(o, 'label') ?? 'duet wallet (command line)';
-  const agreement = await client.call('GET', '/v1/holder/agreement', { token: p.token });
-  await client.call('POST', '/v1/holder/agreement', {
-    token: p.token,
-    json: { version: field(agreement, 'version', isNum), device: label },
-  });
+  await acceptAgreement(client, p, (await currentAgreement(client, p)).version, label);
   const wallet = await open(o);
   try {
-    const c = await wallet.renew(platformTransport(client, p, label));
+    const c = await wallet.renew(platformRenewal(client, p, label));
     writeFileDurable(platformFile(o), `${JSON.stringify(p)}\n`);
     print({
       enrolled: true,
@@ -126,7 +93,7 @@ async function renew(o: ParsedOptions): Promise<number> {
   }) as WalletPlatform;
   const wallet = await open(o);
   try {
-    const c = await wallet.renew(platformTransport(new PlatformClient(p.url, nodeCrypto()), p, 'duet wallet (command line)'));
+    const c = await wallet.renew(platformRenewal(new PlatformClient(p.url, nodeCrypto()), p, 'duet wallet (command line)'));
     writeFileDurable(platformFile(o), `${JSON.stringify(p)}\n`);
     print({ renewed: true, serial: c.serial, not_after: new Date(c.notAfter * 1000).toISOString(), limits: c.limits });
   } finally {
