@@ -16,6 +16,8 @@ export type WebApp = (typeof WEB_APPS)[number];
 /** Where build.mjs writes the apps: dist/apps/<app>/. */
 export { type Demo, type DemoOptions, type DemoTerminal, DEMO_PASSWORD, DEMO_SEED, demoDatabase, startDemo } from './demo.js';
 
+export { enrolledWallet } from './headless.js';
+
 export const WEB_DIST = fileURLToPath(new URL('../dist/apps/', import.meta.url));
 
 const TYPES: Readonly<Record<string, string>> = {

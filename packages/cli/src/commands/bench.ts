@@ -11,6 +11,7 @@ import { benchPlatform } from '../bench/platform.js';
 import { benchProtocol } from '../bench/protocol.js';
 import { benchTerminal } from '../bench/terminal.js';
 import { benchWallet } from '../bench/wallet.js';
+import { benchWeb } from '../bench/web.js';
 import { benchHtml } from '../bench/report.js';
 import { CliError, type Command, intOption, parseOptions, str } from '../command.js';
 
@@ -34,7 +35,7 @@ export const benchCommand: Command = {
   name: 'bench',
   summary: { en: 'Measure every headline figure against its same-run floor (JSON)', zh: '测量各项核心指标及同次运行的物理下限（JSON）' },
   usage:
-    'duet bench [--only protocol|terminal|wallet|platform|clearing] [--seconds N] [--decisions N] [--storm-records N] [--html FILE]\n' +
+    'duet bench [--only protocol|terminal|wallet|platform|clearing|web] [--seconds N] [--decisions N] [--storm-records N] [--html FILE]\n' +
     '  Prints one JSON object; progress goes to stderr. --seconds: time per measurement (default 2).\n' +
     '  --storm-records: records per terminal in the upload storm (500 terminals; default 200; the issue asks for 2000).',
   async run(args) {
@@ -51,7 +52,7 @@ export const benchCommand: Command = {
       process.stderr.write(`[bench] ${msg}\n`);
     };
     const only = str(o, 'only');
-    const groups = ['protocol', 'terminal', 'wallet', 'platform', 'clearing'];
+    const groups = ['protocol', 'terminal', 'wallet', 'platform', 'clearing', 'web'];
     if (only !== undefined && !groups.includes(only)) {
       throw new CliError('bad_arguments', {
         en: `--only must be one of ${groups.join(', ')}`,
@@ -76,6 +77,7 @@ export const benchCommand: Command = {
           progress,
         )
       : {};
+    const web = want('web') ? await benchWeb({ loads: 10, refreshes: 200, decisions: 200 }, progress) : {};
     const terminal = want('terminal') ? await benchTerminal(intOption(str(o, 'decisions'), 'decisions', 2_000, 100_000), progress) : {};
     const figures = {
       meta: benchMeta(seconds),
@@ -84,6 +86,7 @@ export const benchCommand: Command = {
       ...wallet,
       ...platform,
       ...clearing,
+      ...web,
     };
     process.stdout.write(`${JSON.stringify(figures, null, 2)}\n`);
     if (html !== undefined) writeFileSync(html, benchHtml(figures));
