@@ -6,7 +6,6 @@
 import {
   type CryptoProvider,
   activationProofMessage,
-  concatBytes,
   PUBLIC_KEY_BYTES,
   type Scene,
   SCENES,
