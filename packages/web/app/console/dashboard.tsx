@@ -105,16 +105,17 @@ export function parseDashboard(v: unknown): Dashboard {
       .slice(0, ALERTS_MAX)
       .map((a) => {
         const x = obj(a, 'alerts[]');
+        const kind = str(x.kind, 'alert kind');
         return {
           id: str(x.id, 'alert id'),
-          kind: str(x.kind, 'alert kind'),
+          kind,
           atS: epochS(x.at, 'alert at'),
           terminalId: intOrNull(x.terminalId, 'alert terminalId'),
           holderId: intOrNull(x.holderId, 'alert holderId'),
           amountFen: intOrNull(x.amountFen, 'alert amountFen'),
-          en: strOrNull(x.en) ?? x.kind,
-          zh: strOrNull(x.zh) ?? x.kind,
-        } as Alert;
+          en: strOrNull(x.en) ?? kind,
+          zh: strOrNull(x.zh) ?? kind,
+        };
       }),
   };
 }
