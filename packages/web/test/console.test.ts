@@ -4,6 +4,7 @@
  * preview before saving, clearing flags with their evidence, the ledger audit, and what each role
  * may see.
  */
+import { readFileSync } from 'node:fs';
 import type { Browser, BrowserContext, Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { HAVE_CHROMIUM, launchBrowser, snap, startTestDemo, type TestDemo, watchErrors } from './browser.js';
@@ -281,6 +282,13 @@ describe.skipIf(!HAVE_CHROMIUM)('the operator console', () => {
     await page.waitForSelector('[data-testid=holder-detail]');
     expect(await page.locator('[data-testid=block]').count()).toBe(0);
     expect(await page.locator('[data-testid=form-subsidy]').count()).toBe(1);
+    const before = (await api(t.demo.url, admin, 'GET', '/v1/holders/2026000003')) as { purses: { subsidy: number } };
+    await page.fill('[data-testid=form-subsidy] input', '12.5');
+    await page.click('[data-testid=form-subsidy] button[type=submit]');
+    await page.waitForSelector('[data-testid=notice]');
+    const after = (await api(t.demo.url, admin, 'GET', '/v1/holders/2026000003')) as { purses: { subsidy: number } };
+    expect(after.purses.subsidy).toBe(before.purses.subsidy + 1_250);
+    await expect.poll(() => page.locator('[data-purse=subsidy]').textContent()).toBe(`¥${(after.purses.subsidy / 100).toFixed(2)}`);
     await page.goto(`${t.demo.url}/console/#/policy`);
     await page.waitForSelector('[data-testid=policy-form]');
     expect(await page.locator('[data-testid=policy-save]').count()).toBe(0);
@@ -330,6 +338,46 @@ describe.skipIf(!HAVE_CHROMIUM)('the operator console', () => {
     expect(await page.locator('[data-testid=activation-link]').getAttribute('href')).toBe(`/pos/#activate=${code}`);
     expect(await page.locator('[data-testid=activation-qr] path').count()).toBe(1);
     await snap(page, 'console-terminal-registered-zh');
+    expect(errors).toEqual([]);
+  });
+
+  it('adds a card to the deny list and removes it again with a reason', async () => {
+    const { page, errors } = await openAs('admin', 'deny');
+    await page.waitForSelector('[data-testid=deny-entries]');
+    await page.selectOption('[data-testid=deny-add] select', 'card');
+    await page.fill('[data-testid=deny-add] input >> nth=0', '88001234');
+    await page.fill('[data-testid=deny-add] input >> nth=1', 'card reported stolen');
+    await page.click('[data-testid=deny-add] button[type=submit]');
+    const row = page.locator('[data-testid=deny-entries] tbody tr', { hasText: '88001234' });
+    await row.waitFor();
+    const listed = (await api(t.demo.url, admin, 'GET', '/v1/deny-entries')) as { entries: { type: string; id: number; reason: string }[] };
+    expect(listed.entries).toContainEqual(expect.objectContaining({ type: 'card', id: 88001234, reason: 'card reported stolen' }));
+    await row.locator('button').click();
+    await page.fill('[data-testid=confirm-reason]', 'card found');
+    await page.click('[data-testid=confirm-ok]');
+    await expect.poll(() => row.count()).toBe(0);
+    const after = (await api(t.demo.url, admin, 'GET', '/v1/deny-entries')) as { entries: { type: string; id: number }[] };
+    expect(after.entries.some((e) => e.type === 'card' && e.id === 88001234)).toBe(false);
+    expect(errors).toEqual([]);
+  });
+
+  it('lists arrears cases and clearance, makes a collection export and downloads its CSV', async () => {
+    const { page, errors } = await openAs('finance', 'recovery');
+    await page.waitForSelector('[data-testid=cases] tbody tr');
+    const cases = (await api(t.demo.url, admin, 'GET', '/v1/recovery/cases')) as { cases: unknown[] };
+    expect(await page.locator('[data-testid=cases] tbody tr').count()).toBe(cases.cases.length);
+    const clearance = (await api(t.demo.url, admin, 'GET', '/v1/recovery/clearance')) as { totals: { holders: number; owedFen: number } };
+    expect(await page.locator('[data-testid=clearance-total]').textContent()).toContain(`¥${(clearance.totals.owedFen / 100).toFixed(2)}`);
+    await page.click('[data-testid=export-create]');
+    await page.waitForSelector('[data-testid=exports] tbody tr');
+    const [download] = await Promise.all([
+      page.waitForEvent('download'),
+      page.locator('[data-testid=exports] button', { hasText: 'CSV' }).first().click(),
+    ]);
+    expect(download.suggestedFilename()).toMatch(/^collection-\d+\.csv$/);
+    const path = await download.path();
+    expect(readFileSync(path, 'utf8').split('\n')[0]?.length).toBeGreaterThan(10);
+    await snap(page, 'console-recovery-zh');
     expect(errors).toEqual([]);
   });
 

@@ -27,6 +27,25 @@ interface Flag {
   readonly resolution: string | null;
 }
 
+/** Who bears a flagged payment's cost, and a record's clearing state and path, as people say them. */
+const WORDS: Record<string, [string, string]> = {
+  loss_reserve: ['the loss reserve', '损失准备金'],
+  holder: ['the holder', '持卡人'],
+  merchant: ['the merchant', '商户'],
+  none: ['no one', '无'],
+  pending: ['pending', '待清分'],
+  posted: ['posted', '已入账'],
+  linked: ['linked to its online approval', '已关联在线授权'],
+  refused: ['refused', '已拒绝'],
+  offline: ['offline', '离线'],
+  online: ['online', '在线'],
+};
+
+function say(w: string): string {
+  const x = WORDS[w];
+  return x === undefined ? w : t(x[0], x[1]);
+}
+
 function parseFlag(v: unknown): Flag {
   const o = obj(v, 'flag');
   const reason = str(o.reason, 'reason');
@@ -249,7 +268,7 @@ function ClearingOverview({ role }: { role: StaffRole }) {
                     </td>
                     <td>{f.holderId === null ? '—' : <a href={`#/holders/${f.holderId}`}>{f.holderId}</a>}</td>
                     <td class="num">{yuan(f.amount)}</td>
-                    <td>{f.paid ? f.bears : t('not paid', '未付')}</td>
+                    <td>{f.paid ? say(f.bears) : t('not paid', '未付')}</td>
                     <td>{when(f.atS)}</td>
                     <td>{f.resolvedAtS === null ? t('open', '未处理') : t('resolved', '已处理')}</td>
                   </tr>
@@ -291,7 +310,7 @@ function RecordEvidence({ title, record, testid }: { title: string; record: unkn
     [t('Terminal', '终端'), String(o.terminalId ?? '—')],
     [t('Sequence', '序号'), String(o.sequence ?? '—')],
     [t('Time', '时间'), typeof o.time === 'number' ? formatTime(o.time, true) : '—'],
-    [t('Path', '方式'), String(o.path ?? '—')],
+    [t('Path', '方式'), typeof o.path === 'string' ? say(o.path) : '—'],
     [t('Amount', '金额'), typeof o.amount === 'number' ? yuan(o.amount) : '—'],
     [t('Merchant', '商户'), String(o.merchantId ?? '—')],
   ];
@@ -340,7 +359,7 @@ function FlagDetail({ id, role }: { id: number; role: StaffRole }) {
           <dt>{t('Amount', '金额')}</dt>
           <dd>{yuan(f.amount)}</dd>
           <dt>{t('Paid', '是否支付')}</dt>
-          <dd>{f.paid ? t(`yes, borne by ${f.bears}`, `是，由 ${f.bears} 承担`) : t('no', '否')}</dd>
+          <dd>{f.paid ? t(`yes, borne by ${say(f.bears)}`, `是，由${say(f.bears)}承担`) : t('no', '否')}</dd>
           <dt>{t('Holder', '持卡人')}</dt>
           <dd>{f.holderId === null ? '—' : <a href={`#/holders/${f.holderId}`}>{f.holderId}</a>}</dd>
           <dt>{t('Detail', '详情')}</dt>
@@ -363,7 +382,7 @@ function FlagDetail({ id, role }: { id: number; role: StaffRole }) {
           <RecordEvidence title={t('The flagged record', '异常记录')} record={d.record} testid="evidence-record" />
           {rel?.record !== undefined && (
             <RecordEvidence
-              title={t(`First use (${String(rel.state ?? '')})`, `首次使用（${String(rel.state ?? '')}）`)}
+              title={`${t('First use', '首次使用')} (${say(String(rel.state ?? ''))})`}
               record={rel.record}
               testid="evidence-first-use"
             />

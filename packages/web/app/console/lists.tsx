@@ -130,10 +130,29 @@ const FIELDS: readonly { key: string; en: string; zh: string; unit: 'fen' | 's' 
   { key: 'collectionAfterDays', en: 'Collection after', zh: '逾期转催收天数', unit: 'd', min: 14, max: 1_095 },
 ];
 
+const SCENE_WORDS: Record<string, [string, string]> = {
+  canteen: ['canteen', '食堂'],
+  shop: ['shop', '超市'],
+  bus: ['bus', '校车'],
+  gate: ['gate', '门禁'],
+};
+
+function sceneLabel(scene: string): string {
+  const w = SCENE_WORDS[scene] ?? [scene, scene];
+  return t(`Per payment at the ${w[0]}`, `${w[1]}单笔上限`);
+}
+
 type Settings = Record<string, unknown> & { scenes: { scene: string; perPaymentMaxFen: number }[] };
 
 function unitWords(u: string): string {
   return u === 's' ? t('s', '秒') : u === 'ms' ? 'ms' : u === 'd' ? t('days', '天') : u === 'n' ? t('payments', '笔') : '';
+}
+
+/** Seconds as hours or days, for reading a policy at a glance. */
+function duration(s: number): string {
+  if (s >= 86_400 && s % 86_400 === 0) return t(`${s / 86_400} d`, `${s / 86_400} 天`);
+  if (s >= 3600) return t(`${Math.round((s / 3600) * 10) / 10} h`, `${Math.round((s / 3600) * 10) / 10} 小时`);
+  return s >= 60 ? t(`${Math.round(s / 60)} min`, `${Math.round(s / 60)} 分钟`) : t(`${s} s`, `${s} 秒`);
 }
 
 function show(unit: string, v: unknown): string {
@@ -223,13 +242,16 @@ export function PolicyPage({ role }: { role: StaffRole }) {
                     size={12}
                     onInput={(e) => edit(f.key, e.currentTarget.value)}
                   />{' '}
-                  <span class="muted">{f.unit === 'fen' ? t('yuan', '元') : unitWords(f.unit)}</span>
+                  <span class="muted">
+                    {f.unit === 'fen' ? t('yuan', '元') : unitWords(f.unit)}
+                    {f.unit === 's' && typeof draft[f.key] === 'number' && ` ≈ ${duration(draft[f.key] as number)}`}
+                  </span>
                 </td>
               </tr>
             ))}
             {draft.scenes.map((s) => (
               <tr key={s.scene}>
-                <th>{t(`Per payment at ${s.scene}`, `${s.scene} 场景单笔上限`)}</th>
+                <th>{sceneLabel(s.scene)}</th>
                 <td>
                   <input
                     name={`scene:${s.scene}`}
@@ -324,8 +346,7 @@ export function PolicyPage({ role }: { role: StaffRole }) {
               ))}
               {changedScenes.map((s) => (
                 <li key={s.scene}>
-                  {t(`Per payment at ${s.scene}`, `${s.scene} 场景单笔上限`)}:{' '}
-                  {yuan(d.settings.scenes.find((x) => x.scene === s.scene)?.perPaymentMaxFen ?? 0)} →{' '}
+                  {sceneLabel(s.scene)}: {yuan(d.settings.scenes.find((x) => x.scene === s.scene)?.perPaymentMaxFen ?? 0)} →{' '}
                   <strong>{yuan(s.perPaymentMaxFen)}</strong>
                 </li>
               ))}

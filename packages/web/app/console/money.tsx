@@ -232,10 +232,22 @@ interface StatementDay {
   readonly netFen: number;
 }
 
-function StatementChart({ days }: { days: readonly StatementDay[] }) {
-  const byDate = new Map<string, number>();
-  for (const d of days) byDate.set(d.date, (byDate.get(d.date) ?? 0) + d.netFen);
-  const rows = [...byDate.entries()].sort(([a], [b]) => a.localeCompare(b));
+/** The most days the chart draws one bar each for (a quarter); a longer range shows its last days. */
+const CHART_DAYS_MAX = 92;
+
+/** Every calendar day from `from` to `to` (YYYY-MM-DD), at most CHART_DAYS_MAX, the latest kept. */
+function daysBetween(from: string, to: string): string[] {
+  const out: string[] = [];
+  const end = Date.parse(`${to}T00:00:00Z`);
+  for (let d = end; d >= Date.parse(`${from}T00:00:00Z`) && out.length < CHART_DAYS_MAX; d -= 86_400_000)
+    out.push(new Date(d).toISOString().slice(0, 10));
+  return out.reverse();
+}
+
+function StatementChart({ days, from, to }: { days: readonly StatementDay[]; from: string; to: string }) {
+  const byDate = new Map<string, number>(daysBetween(from, to).map((d) => [d, 0]));
+  for (const d of days) if (byDate.has(d.date)) byDate.set(d.date, (byDate.get(d.date) ?? 0) + d.netFen);
+  const rows = [...byDate.entries()];
   const w = 600;
   const h = 120;
   const max = Math.max(1, ...rows.map(([, v]) => Math.abs(v)));
@@ -250,7 +262,7 @@ function StatementChart({ days }: { days: readonly StatementDay[] }) {
             <rect x={i * bw + 2} y={h - bh} width={Math.max(1, bw - 4)} height={bh} class={v < 0 ? 'bar neg' : 'bar'}>
               <title>{`${date} · ${yuan(v)}`}</title>
             </rect>
-            {rows.length <= 16 && (
+            {(rows.length <= 16 || i % Math.ceil(rows.length / 12) === 0) && (
               <text x={i * bw + bw / 2} y={h + 13} class="label" text-anchor="middle">
                 {date.slice(5)}
               </text>
@@ -341,7 +353,7 @@ export function StatementsPage({ role }: { role: StaffRole }) {
             <Tile label={t('Payments', '笔数')} value={String(loaded.data.count)} />
             <Tile label={t('Net payable', '应结净额')} value={yuan(loaded.data.netFen)} testid="statement-net" />
           </div>
-          <StatementChart days={loaded.data.days} />
+          <StatementChart days={loaded.data.days} from={from} to={to} />
           <table data-testid="statement-days">
             <thead>
               <tr>
