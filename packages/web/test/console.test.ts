@@ -338,6 +338,14 @@ describe.skipIf(!HAVE_CHROMIUM)('the operator console', () => {
     expect(await page.locator('[data-testid=activation-link]').getAttribute('href')).toBe(`/pos/#activate=${code}`);
     expect(await page.locator('[data-testid=activation-qr] path').count()).toBe(1);
     await snap(page, 'console-terminal-registered-zh');
+    // A new code for the same terminal replaces the shown one.
+    const id = (await page.locator('[data-testid=activation] h3').textContent())?.match(/#(\d+)/)?.[1];
+    await page.click('[data-testid=activation] button');
+    await page.click(`[data-testid=reissue-${id}]`);
+    await page.waitForSelector('[data-testid=activation-code]');
+    const again = (await page.locator('[data-testid=activation-code]').textContent()) ?? '';
+    expect(again).toMatch(/^[A-Z2-9]{5}(-[A-Z2-9]{5}){3}$/);
+    expect(again).not.toBe(code);
     expect(errors).toEqual([]);
   });
 
