@@ -188,10 +188,22 @@ interface HistoryItem {
   readonly state: string;
 }
 
-function parseHistory(v: unknown): { items: HistoryItem[]; arrearsFen: number } {
+function parseHistory(v: unknown): {
+  items: HistoryItem[];
+  arrearsFen: number;
+  awaiting: { key: string; timeS: number; amountFen: number }[];
+} {
   const o = obj(v, 'history');
   return {
     arrearsFen: int(obj(o.owed, 'owed').arrearsFen, 'arrearsFen'),
+    awaiting: arr(o.awaitingClearing ?? [], 'awaitingClearing').map((a) => {
+      const x = obj(a, 'awaiting');
+      return {
+        key: `${int(x.terminalId, 'terminalId')}:${int(x.sequence, 'sequence')}`,
+        timeS: int(x.time, 'time'),
+        amountFen: int(x.amountFen, 'amountFen'),
+      };
+    }),
     items: arr(o.items, 'items').map((i) => {
       const x = obj(i, 'history item');
       return {
@@ -405,6 +417,14 @@ export function HolderDetail({ id, role }: { id: string; role: StaffRole }) {
               </tr>
             </thead>
             <tbody>
+              {history.data.awaiting.map((a) => (
+                <tr key={a.key} class="muted">
+                  <td>{when(a.timeS)}</td>
+                  <td>{t('Offline payment', '离线消费')}</td>
+                  <td class="num">{yuan(-a.amountFen)}</td>
+                  <td>{t('awaiting clearing', '待清分')}</td>
+                </tr>
+              ))}
               {history.data.items.map((i) => (
                 <tr key={i.entryId}>
                   <td>{when(i.postedAtS)}</td>
