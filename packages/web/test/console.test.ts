@@ -8,9 +8,43 @@ import { readFileSync } from 'node:fs';
 import type { Browser, BrowserContext, Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { HAVE_CHROMIUM, launchBrowser, snap, startTestDemo, type TestDemo, watchErrors } from './browser.js';
+import { ApiFailure, failureWords } from '../app/console/api.js';
+import { parseIntInput, parseYuanInput } from '../app/console/input.js';
+import { lang } from '../app/shared/i18n.js';
 import { api, makeTraffic, staffToken, type Traffic } from './console-fixture.js';
 
 const PASSWORD = 'duet-demo-2026';
+
+describe('what people type on the console', () => {
+  it('parses yuan as text into integer fen (no float rounding), refusing anything else or out of bounds', () => {
+    expect(parseYuanInput('0.29')).toBe(29);
+    expect(parseYuanInput('12.5')).toBe(1_250);
+    expect(parseYuanInput(' 150 ')).toBe(15_000);
+    expect(parseYuanInput('1000000')).toBe(100_000_000);
+    for (const bad of ['', '1.234', '-1', '1e3', '12,50', '¥5', '1000000.01', '0x10', '.5'])
+      expect(parseYuanInput(bad), bad).toBeUndefined();
+    expect(parseYuanInput('10.01', 1_000)).toBeUndefined();
+  });
+
+  it('parses whole numbers within bounds only', () => {
+    expect(parseIntInput('2026000001', 1, 2 ** 48)).toBe(2_026_000_001);
+    for (const bad of ['0', '-3', '1.5', '', '9999999999999999', 'abc']) expect(parseIntInput(bad, 1, 2 ** 48), bad).toBeUndefined();
+  });
+
+  it('shows the platform’s words for an error (in the current language) and keeps its detail', () => {
+    const zh = lang() === 'zh';
+    const invalid = new ApiFailure(
+      'validation_failed',
+      'A field is missing or out of range',
+      '字段缺失或超出范围',
+      400,
+      'perPaymentCapFen',
+    );
+    expect(failureWords(invalid)).toBe(`${zh ? '字段缺失或超出范围' : 'A field is missing or out of range'} (perPaymentCapFen)`);
+    const forbidden = new ApiFailure('forbidden', 'Not allowed for your role', '当前角色无权执行此操作', 403);
+    expect(failureWords(forbidden)).toBe(zh ? '当前角色无权执行此操作' : 'Not allowed for your role');
+  });
+});
 
 describe.skipIf(!HAVE_CHROMIUM)('the operator console', () => {
   let t: TestDemo;

@@ -8,6 +8,8 @@ import { formatTime, t } from '../shared/i18n.js';
 import { ErrorBanner } from '../shared/ui.js';
 import { failureWords } from './api.js';
 
+export { parseIntInput, parseYuanInput, TYPED_FEN_MAX } from './input.js';
+
 export interface Loaded<T> {
   readonly data: T | undefined;
   readonly error: string | undefined;
@@ -82,24 +84,6 @@ export function ago(epochS: number | null, nowMs: number = Date.now()): string {
 
 export function when(epochS: number | null): string {
   return epochS === null ? '—' : formatTime(epochS, true);
-}
-
-/** The largest amount a person may type on the console, in fen (one million yuan). */
-export const TYPED_FEN_MAX = 100_000_000;
-
-/** Yuan typed by a person ("12.5") as integer fen, without floats; undefined when not an amount in bounds. */
-export function parseYuanInput(text: string, maxFen: number = TYPED_FEN_MAX): number | undefined {
-  const m = /^(\d{1,9})(?:\.(\d{1,2}))?$/.exec(text.trim());
-  if (m === null) return undefined;
-  const v = Number(m[1]) * 100 + Number((m[2] ?? '').padEnd(2, '0'));
-  return Number.isSafeInteger(v) && v <= maxFen ? v : undefined;
-}
-
-/** A whole number typed by a person, within bounds; undefined otherwise. */
-export function parseIntInput(text: string, min: number, max: number): number | undefined {
-  if (!/^\d{1,15}$/.test(text.trim())) return undefined;
-  const v = Number(text.trim());
-  return Number.isSafeInteger(v) && v >= min && v <= max ? v : undefined;
 }
 
 /** A fresh idempotency key for one money action (the form keeps it until the action succeeds). */
