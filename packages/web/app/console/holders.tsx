@@ -34,6 +34,7 @@ function parseHolder(v: unknown): HolderRow {
 }
 
 export function holderStatusWords(s: string): string {
+  if (s === 'graduated') return t('graduated', '已离校');
   return s === 'active' ? t('active', '正常') : s === 'blocked' ? t('blocked', '已冻结') : s;
 }
 
@@ -42,7 +43,7 @@ function holderRoleWords(r: string): string {
 }
 
 export function HoldersPage() {
-  const [status, setStatus] = useState<'' | 'active' | 'blocked'>('');
+  const [status, setStatus] = useState<'' | 'active' | 'blocked' | 'graduated'>('');
   const [offset, setOffset] = useState(0);
   const [query, setQuery] = useState('');
   const loaded = useLoad(async () => {
@@ -77,13 +78,14 @@ export function HoldersPage() {
             value={status}
             onChange={(e) => {
               const v = e.currentTarget.value;
-              setStatus(v === 'active' || v === 'blocked' ? v : '');
+              setStatus(v === 'active' || v === 'blocked' || v === 'graduated' ? v : '');
               setOffset(0);
             }}
           >
             <option value="">{t('All', '全部')}</option>
             <option value="active">{holderStatusWords('active')}</option>
             <option value="blocked">{holderStatusWords('blocked')}</option>
+            <option value="graduated">{holderStatusWords('graduated')}</option>
           </select>
         </form>
       }

@@ -161,6 +161,14 @@ export function Confirm({
   const [busy, setBusy] = useState(false);
   const input = useRef<HTMLTextAreaElement>(null);
   useEffect(() => input.current?.focus(), []);
+  // Escape cancels, as in any dialog.
+  useEffect(() => {
+    const key = (e: KeyboardEvent): void => {
+      if (e.key === 'Escape') onCancel();
+    };
+    addEventListener('keydown', key);
+    return () => removeEventListener('keydown', key);
+  }, [onCancel]);
   const ok = reason === undefined || !reason.required || text.trim().length > 0;
   return (
     <div class="overlay" role="dialog" aria-modal="true" data-testid="confirm">
