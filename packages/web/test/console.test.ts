@@ -305,6 +305,19 @@ describe.skipIf(!HAVE_CHROMIUM)('the operator console', () => {
     expect(errors).toEqual([]);
   });
 
+  it('the operator seals and signs a root; it is listed and the audit still passes', async () => {
+    const { page, errors } = await openAs('admin', 'ledger');
+    await page.waitForSelector('[data-testid=audit]', { timeout: 20_000 });
+    expect(await page.locator('[data-testid=roots]').count()).toBe(0);
+    await page.click('[data-testid=close-root]');
+    await page.waitForSelector('[data-testid=roots] tbody tr', { timeout: 20_000 });
+    const roots = (await api(t.demo.url, admin, 'GET', '/v1/ledger/roots')) as { roots: { id: number; lastPosition: number }[] };
+    expect(await page.locator('[data-testid=roots] tbody tr').count()).toBe(roots.roots.length);
+    expect(roots.roots.length).toBeGreaterThan(0);
+    await expect.poll(() => page.locator('ul.checks li[data-status=passed]').count(), { timeout: 20_000 }).toBe(5);
+    expect(errors).toEqual([]);
+  });
+
   it('school finance sees money but not terminal registration, blocking or saving the policy', async () => {
     const { page, errors } = await openAs('finance', 'dashboard');
     await page.waitForSelector('[data-testid=dashboard-ready]');

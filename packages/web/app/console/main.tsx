@@ -156,7 +156,7 @@ function Screen({ route, role }: { route: Route; role: StaffRole }) {
     case 'statements':
       return <StatementsPage role={role} />;
     case 'ledger':
-      return <LedgerPage />;
+      return <LedgerPage role={role} />;
   }
 }
 

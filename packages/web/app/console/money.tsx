@@ -395,7 +395,7 @@ const CHECK_WORDS: Record<string, [string, string]> = {
   roots_verify: ['Every signed root verifies', '每个签名根均验证通过'],
 };
 
-export function LedgerPage() {
+export function LedgerPage({ role }: { role: StaffRole }) {
   const audit = useLoad(async () => {
     const o = obj(await call('GET', '/v1/ledger/audit'), 'audit');
     const counts = obj(o.counts, 'counts');
@@ -435,17 +435,37 @@ export function LedgerPage() {
       }),
     [],
   );
+  const seal = useAction();
   const a = audit.data;
   return (
     <div class="stack">
       <Section
         title={t('Ledger audit', '账本审计')}
         actions={
-          <button type="button" onClick={audit.reload} disabled={audit.loading}>
-            {t('Audit again', '重新审计')}
-          </button>
+          <div class="row">
+            {role === 'operator_admin' && (
+              <button
+                type="button"
+                data-testid="close-root"
+                disabled={seal.busy}
+                onClick={() =>
+                  void seal.run(async () => {
+                    await call('POST', '/v1/ledger/roots', {});
+                    roots.reload();
+                    audit.reload();
+                  })
+                }
+              >
+                {t('Seal and sign a root now', '立即封存并签名')}
+              </button>
+            )}
+            <button type="button" onClick={audit.reload} disabled={audit.loading}>
+              {t('Audit again', '重新审计')}
+            </button>
+          </div>
         }
       >
+        <ErrorBanner error={seal.error} onClose={seal.clear} />
         <Loading loaded={audit} />
         {a !== undefined && (
           <div class="stack" data-testid="audit">
