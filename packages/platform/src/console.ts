@@ -15,7 +15,7 @@ import type { Db, Dialect, Migration, Queryable, Row } from './db/db.js';
 import { beijingDay, beijingDayStartS } from './days.js';
 import { ApiError } from './errors.js';
 import { acceptedCurrent, currentAgreement, getHolder } from './holders.js';
-import { type IntakeFlagReason } from './intake.js';
+import type { IntakeFlagReason } from './intake.js';
 import { revokeCredentialsOf } from './issuance.js';
 import { int } from './ledger.js';
 import { latestDenyList, publishDenyList, setDenied } from './lists.js';
@@ -379,8 +379,8 @@ export async function holderStatus(q: Queryable, holderId: number, nowS: number,
 /**
  * A lost card or phone: every live credential of the holder is revoked and deny-listed (reason
  * `lost`), the holder's active devices are marked lost (issuance refuses them from now on), the
- * holder's sessions end, and a fresh deny list is published when anything changed. Running it
- * again changes nothing and publishes nothing.
+ * holder's sessions end, and a fresh deny list is published, when anything changed. Running it
+ * again changes nothing, publishes nothing and ends no session.
  */
 export async function reportLostCard(
   q: Queryable,
@@ -399,9 +399,10 @@ export async function reportLostCard(
   for (const serial of new Set([...serials, ...revoked.map((r) => int(r.serial, 'serial'))]))
     if (await setDenied(q, 'credential', serial, true, LOST_REASON, nowS)) denied++;
   const devicesLost = await q.run("UPDATE devices SET status = 'lost' WHERE holder_id = ? AND status = 'active'", [o.holderId]);
-  await revokeSessions(q, 'holder', o.holderId, nowS);
   const changed = serials.length + denied + devicesLost > 0;
   if (changed) {
+    // A repeated report (a double click) must not end the session of a holder already on a new phone.
+    await revokeSessions(q, 'holder', o.holderId, nowS);
     await q.run('INSERT INTO holder_events (holder_id, at, kind, by_staff, reason) VALUES (?, ?, ?, ?, ?)', [
       o.holderId,
       nowS,

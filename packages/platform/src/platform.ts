@@ -202,14 +202,7 @@ export async function openPlatform(o: PlatformOptions): Promise<Platform> {
 
 /** Every route of the API, in one table: the server registers it, and test/authz.test.ts walks it. */
 export function platformRoutes(keys: KeyStore, o: ConsoleOptions = { holderTopUp: false }): Route[] {
-  const routes = [
-    ...coreRoutes,
-    ...moneyRoutes(keys),
-    ...clearingRoutes(),
-    ...ledgerRoutes(),
-    ...recoveryRoutes(),
-    ...consoleRoutes(o),
-  ];
+  const routes = [...coreRoutes, ...moneyRoutes(keys), ...clearingRoutes(), ...ledgerRoutes(), ...recoveryRoutes(), ...consoleRoutes(o)];
   const activity = o.activity;
   if (activity === undefined) return routes;
   // Every authenticated terminal call is noted as the terminal's last seen time, in memory (no write on the hot path).

@@ -231,6 +231,5 @@ export async function revokeTerminal(q: Queryable, id: number, nowS: number): Pr
  */
 export async function touchTerminal(q: Queryable, id: number, nowS: number, o: { readonly head?: number } = {}): Promise<void> {
   if (o.head === undefined) await q.run('UPDATE terminals SET last_seen_at = ?, last_sync_at = ? WHERE id = ?', [nowS, nowS, id]);
-  else
-    await q.run('UPDATE terminals SET last_seen_at = ?, last_sync_at = ?, reported_head = ? WHERE id = ?', [nowS, nowS, o.head, id]);
+  else await q.run('UPDATE terminals SET last_seen_at = ?, last_sync_at = ?, reported_head = ? WHERE id = ?', [nowS, nowS, o.head, id]);
 }

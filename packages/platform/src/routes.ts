@@ -215,7 +215,8 @@ export const coreRoutes: Route[] = [
       return {
         holder,
         blocked: holder.status !== 'active',
-        agreement: accepted === undefined ? null : { version: accepted.version, acceptedAt: iso(accepted.acceptedAt), device: accepted.device },
+        agreement:
+          accepted === undefined ? null : { version: accepted.version, acceptedAt: iso(accepted.acceptedAt), device: accepted.device },
         purses: await purses(db, id),
         devices: await holderDevices(db, id),
         credentials: await holderCredentials(db, id, nowS(call.ctx)),
