@@ -362,6 +362,9 @@ describe.skipIf(!HAVE_CHROMIUM)('the operator console', () => {
       .evaluateAll((rows) => rows.map((r) => r.getAttribute('data-merchant')));
     expect(merchants.length).toBe(own.length);
     expect(new Set(merchants)).toEqual(new Set(['1']));
+    // The live state beside each: the two terminals of the traffic are online, one record waiting at the second.
+    expect(await page.locator('[data-testid=terminals] tr[data-terminal="1"] .dot.on').count()).toBe(1);
+    expect(await page.locator('[data-testid=terminals] tr[data-terminal="2"] td.num').textContent()).toBe('1');
     expect(await page.locator('[data-testid=register-terminal]').count()).toBe(0);
     await page.goto(`${t.demo.url}/console/#/statements`);
     await page.waitForSelector('[data-testid=statement-days]');

@@ -227,6 +227,9 @@ function kindWords(k: string): string {
     offline_payment: ['Offline payment', '离线消费'],
     online_payment: ['Online payment', '在线消费'],
     reversal: ['Reversal', '冲正'],
+    loss_payment: ['Paid from the loss reserve', '损失准备金赔付'],
+    advance: ['Operator advance (owed)', '运营方垫付（欠款）'],
+    write_off: ['Written off', '核销'],
   };
   const w = m[k];
   return w === undefined ? k : t(w[0], w[1]);
@@ -432,7 +435,7 @@ export function HolderDetail({ id, role }: { id: string; role: StaffRole }) {
                   <td>{when(i.postedAtS)}</td>
                   <td>{kindWords(i.kind)}</td>
                   <td class="num">{yuan(i.amountFen)}</td>
-                  <td>{i.state === 'settled' ? t('settled', '已入账') : i.state}</td>
+                  <td>{i.state === 'settled' ? t('settled', '已入账') : i.state === 'pending' ? t('pending', '处理中') : i.state}</td>
                 </tr>
               ))}
             </tbody>

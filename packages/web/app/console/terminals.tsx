@@ -8,8 +8,8 @@ import { useState } from 'preact/hooks';
 import { t } from '../shared/i18n.js';
 import { ErrorBanner } from '../shared/ui.js';
 import { arr, call, epochS, int, obj, type StaffRole, str, strOrNull } from './api.js';
-import { ago, Confirm, Loading, parseIntInput, Section, useAction, useLoad, when } from './kit.js';
-import { statusWords } from './dashboard.js';
+import { ago, Confirm, Dot, Loading, parseIntInput, Section, useAction, useLoad } from './kit.js';
+import { type DashboardTerminal, parseTerminal, statusWords } from './dashboard.js';
 
 /** The scenes a terminal may serve (the protocol's SCENES, named for people). */
 const SCENES: readonly { id: string; en: string; zh: string }[] = [
@@ -36,12 +36,21 @@ interface TerminalRow {
   readonly lastSeenS: number | null;
 }
 
-async function loadAll(role: StaffRole): Promise<{ terminals: TerminalRow[]; merchants: Merchant[] }> {
-  const [tl, ml] = await Promise.all([
+async function loadAll(
+  role: StaffRole,
+): Promise<{ terminals: TerminalRow[]; merchants: Merchant[]; live: Map<number, DashboardTerminal> }> {
+  const [tl, ml, dash] = await Promise.all([
     call('GET', '/v1/terminals'),
     role === 'operator_admin' || role === 'merchant' ? call('GET', '/v1/merchants') : { merchants: [] },
+    call('GET', '/v1/dashboard'),
   ]);
+  const live = new Map(
+    arr(obj(dash, 'dashboard').terminals, 'terminals')
+      .map((v) => parseTerminal(v))
+      .map((x) => [x.id, x] as const),
+  );
   return {
+    live,
     terminals: arr(obj(tl, 'terminals').terminals, 'terminals').map((v) => {
       const o = obj(v, 'terminal');
       return {
@@ -145,18 +154,24 @@ export function TerminalsPage({ role }: { role: StaffRole }) {
               <th>{t('Scene', '场景')}</th>
               <th>{t('Status', '状态')}</th>
               <th>{t('Last seen', '最近在线')}</th>
+              <th>{t('Last sync', '最近同步')}</th>
+              <th class="num">{t('Waiting', '待上传')}</th>
               {admin && <th />}
             </tr>
           </thead>
           <tbody>
             {d.terminals.map((x) => (
               <tr key={x.id} data-terminal={x.id} data-merchant={x.merchantId}>
-                <td>{x.id}</td>
+                <td>
+                  <Dot on={d.live.get(x.id)?.online === true} /> {x.id}
+                </td>
                 <td>{merchantName(x.merchantId)}</td>
                 <td>{x.location}</td>
                 <td>{SCENES.find((s) => s.id === x.scene)?.[t('en', 'zh') as 'en' | 'zh'] ?? x.scene}</td>
                 <td>{statusWords(x.status)}</td>
-                <td>{x.status === 'active' ? ago(x.lastSeenS) : when(x.activatedAtS)}</td>
+                <td>{ago(d.live.get(x.id)?.lastSeenS ?? x.lastSeenS)}</td>
+                <td>{ago(d.live.get(x.id)?.lastSyncS ?? null)}</td>
+                <td class="num">{d.live.get(x.id)?.waiting ?? 0}</td>
                 {admin && (
                   <td class="row">
                     {x.status === 'pending' && (
