@@ -143,6 +143,32 @@ function ed25519Suite(subtle: SubtleCrypto): SuiteImpl {
   };
 }
 
+/**
+ * A Signer over a WebCrypto key pair made elsewhere (a wallet's key kept as a non-extractable
+ * CryptoKey in IndexedDB): signs inside the browser's keystore and never exports the private key.
+ */
+export async function webCryptoSigner(
+  suite: 'p256' | 'ed25519',
+  pair: CryptoKeyPair,
+  subtle: SubtleCrypto = globalThis.crypto.subtle,
+): Promise<Signer> {
+  const raw = new Uint8Array(await subtle.exportKey('raw', pair.publicKey));
+  if (suite === 'ed25519') {
+    return {
+      suite,
+      publicKey: raw,
+      sign: async (m) => new Uint8Array(await subtle.sign({ name: 'Ed25519' }, pair.privateKey, ab(m))),
+      exportPrivateKey: async () => undefined,
+    };
+  }
+  return {
+    suite,
+    publicKey: compressPoint(raw),
+    sign: async (m) => normaliseP256Signature(new Uint8Array(await subtle.sign(ECDSA_SHA256, pair.privateKey, ab(m)))),
+    exportPrivateKey: async () => undefined,
+  };
+}
+
 /** The provider for browsers and other WebCrypto runtimes. */
 export function webCrypto(c: Crypto = globalThis.crypto): CryptoProvider {
   const suites: { readonly [S in SuiteName]: SuiteImpl } = {
