@@ -1,0 +1,247 @@
+/**
+ * The wallet app in Chromium against the real demo campus, on a phone-sized screen: sign-in,
+ * agreement, a QR whose pixels decode to a code that verifies, refresh, the non-extractable key in
+ * IndexedDB, one tab only, history pending → settled after a real terminal takes a payment, top-up,
+ * working offline after a reload, and an expired credential offline.
+ */
+import { decodeTrustList, textToCode, verifyCode } from '@duet/protocol';
+import { nodeCrypto } from '@duet/protocol/node';
+import { PlatformClient } from '@duet/protocol/client';
+import { MemoryJournal, type OnlineAuthorizer, Terminal } from '@duet/terminal';
+import { activate, onlineAuthorizer, upload } from '@duet/terminal/platform';
+import type { Browser, BrowserContext, Page } from 'playwright-core';
+import decodeQR from 'qr/decode.js';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { HAVE_CHROMIUM, launchBrowser, snap, startTestDemo, type TestDemo, watchErrors } from './browser.js';
+import { decodePng } from './wallet-png.js';
+
+const HOLDER = 2026000003;
+const PHONE = { width: 390, height: 844 };
+const crypto = nodeCrypto();
+
+async function shownCode(page: Page): Promise<{ text: string; counter: number }> {
+  const qr = page.getByTestId('wallet-qr');
+  await page.getByTestId('wallet-ready').waitFor();
+  return { text: (await qr.getAttribute('data-code')) ?? '', counter: Number(await qr.getAttribute('data-counter')) };
+}
+
+/** The language switch names the other language: "English" while Chinese is shown, "中文" while English is. */
+async function setLang(page: Page, lang: 'en' | 'zh'): Promise<void> {
+  const sw = page.getByTestId('lang-switch');
+  const want = lang === 'en' ? '中文' : 'English';
+  if ((await sw.innerText()).trim() !== want) await sw.click();
+  await expect.poll(async () => (await sw.innerText()).trim()).toBe(want);
+}
+
+/** A real terminal (in memory) activated with one of the demo's codes, online first. */
+async function headlessTerminal(t: TestDemo): Promise<Terminal> {
+  const code = t.demo.terminals.find((x) => x.activationCode !== undefined && x.scene === 'canteen')?.activationCode;
+  if (code === undefined) throw new Error('the demo has no canteen terminal waiting for activation');
+  const client = new PlatformClient(t.demo.url, crypto);
+  let self: Terminal | undefined;
+  const online: OnlineAuthorizer = {
+    authorize: (request, signal) => {
+      if (self === undefined) throw new Error('not yet open');
+      return onlineAuthorizer(self, client).authorize(request, signal);
+    },
+  };
+  self = await Terminal.open({ journal: new MemoryJournal(), crypto, clock: { nowMs: () => Date.now() }, online });
+  await activate(self, client, crypto, code, Math.floor(Date.now() / 1000));
+  return self;
+}
+
+describe.skipIf(!HAVE_CHROMIUM)('the wallet app in Chromium', () => {
+  let t: TestDemo;
+  let browser: Browser;
+  let ctx: BrowserContext;
+  let page: Page;
+  let errors: string[];
+
+  beforeAll(async () => {
+    t = await startTestDemo({ holders: 5 });
+    browser = await launchBrowser();
+    ctx = await browser.newContext({ viewport: PHONE, deviceScaleFactor: 1 });
+    page = await ctx.newPage();
+    errors = watchErrors(page);
+    page.on('dialog', (d) => void d.accept());
+  }, 60_000);
+  afterAll(async () => {
+    await browser?.close();
+    await t?.close();
+  });
+
+  it('refuses a wrong password, signs in with the right one, and shows the agreement in both languages', async () => {
+    await page.goto(`${t.demo.url}/wallet/`);
+    await snap(page, 'wallet-signin-zh');
+    await page.getByTestId('wallet-holder').fill(String(HOLDER));
+    await page.getByTestId('wallet-password').fill('not-the-password');
+    await page.getByTestId('wallet-login').click();
+    await page.getByTestId('error').waitFor();
+    expect(await page.getByTestId('wallet-agree').count()).toBe(0);
+    await page.getByTestId('wallet-password').fill(t.demo.password);
+    await page.getByTestId('wallet-login').click();
+    await page.getByTestId('wallet-agree').waitFor();
+    expect((await page.getByTestId('agreement-zh').innerText()).length).toBeGreaterThan(10);
+    expect((await page.getByTestId('agreement-en').innerText()).length).toBeGreaterThan(10);
+    await setLang(page, 'en');
+    await snap(page, 'wallet-agreement-en');
+    await page.getByTestId('wallet-agree').click();
+    await page.getByTestId('wallet-ready').waitFor({ timeout: 15_000 });
+  }, 60_000);
+
+  it('draws a QR whose pixels decode to exactly the code shown, and that code verifies', async () => {
+    const { text, counter } = await shownCode(page);
+    expect(text).toMatch(/^DU1:/);
+    expect(Number.isSafeInteger(counter)).toBe(true);
+    const image = decodePng(await page.getByTestId('wallet-qr').screenshot());
+    expect(decodeQR(image)).toBe(text);
+    const code = textToCode(text);
+    expect(code.counter).toBe(counter);
+    expect(code.credential.holder).toBe(HOLDER);
+    const trust = (await (await fetch(`${t.demo.url}/v1/trust-list`)).json()) as { trustList: string };
+    const body = decodeTrustList(Buffer.from(trust.trustList, 'base64'));
+    await verifyCode(code, { trust: body, crypto, nowS: Math.floor(Date.now() / 1000), windowS: 120, skewS: 30 });
+    expect(await page.getByTestId('wallet-limit').innerText()).toMatch(/¥/);
+    expect(await page.getByTestId('wallet-expiry').innerText()).toMatch(/\d/);
+    await snap(page, 'wallet-main-en');
+    await setLang(page, 'zh');
+    await snap(page, 'wallet-main-zh');
+  });
+
+  it('makes a fresh code with a higher counter on refresh and on tap', async () => {
+    const before = await shownCode(page);
+    const ms = await page.evaluate(() => window.__duetWalletRefresh?.());
+    expect(typeof ms).toBe('number');
+    const after = await shownCode(page);
+    expect(after.counter).toBeGreaterThan(before.counter);
+    expect(after.text).not.toBe(before.text);
+    await page.getByTestId('wallet-qr').click();
+    await page.waitForFunction(
+      (c) => Number(document.querySelector('[data-testid="wallet-qr"]')?.getAttribute('data-counter')) > c,
+      after.counter,
+    );
+    // The pixels follow the code: the new drawing decodes to the new text.
+    const again = await shownCode(page);
+    expect(decodeQR(decodePng(await page.getByTestId('wallet-qr').screenshot()))).toBe(again.text);
+  });
+
+  it('keeps the device key in IndexedDB as a CryptoKey that cannot be extracted', async () => {
+    const key = await page.evaluate(
+      () =>
+        new Promise<{ isKey: boolean; extractable: boolean; type: string; alg: string; exported: string }>((resolve, reject) => {
+          const req = indexedDB.open('duet-wallet');
+          req.onerror = () => reject(req.error);
+          req.onsuccess = () => {
+            const get = req.result.transaction('keys').objectStore('keys').get('device');
+            get.onsuccess = async () => {
+              const k = (get.result as { pair: CryptoKeyPair }).pair.privateKey;
+              let exported = 'exported';
+              try {
+                await crypto.subtle.exportKey('pkcs8', k);
+              } catch (e) {
+                exported = (e as Error).name;
+              }
+              resolve({ isKey: k instanceof CryptoKey, extractable: k.extractable, type: k.type, alg: k.algorithm.name, exported });
+            };
+          };
+        }),
+    );
+    expect(key).toEqual({ isKey: true, extractable: false, type: 'private', alg: 'ECDSA', exported: 'InvalidAccessError' });
+  });
+
+  it('lets only one tab drive the wallet', async () => {
+    const second = await ctx.newPage();
+    await second.goto(`${t.demo.url}/wallet/`);
+    await second.getByTestId('wallet-other-tab').waitFor();
+    expect(await second.getByTestId('wallet-qr').count()).toBe(0);
+    await snap(second, 'wallet-other-tab-zh');
+    await second.close();
+  });
+
+  it('shows a payment taken by a real terminal as pending, then settled once the terminal uploads', async () => {
+    const terminal = await headlessTerminal(t);
+    const { text } = await shownCode(page);
+    const decision = await terminal.pay(350, text);
+    expect(decision.approved).toBe(true);
+    await page.getByTestId('tab-history').click();
+    const row = page.locator('[data-testid="history-row"][data-amount="-350"]');
+    await row.first().waitFor();
+    expect(await row.first().getAttribute('data-state')).toBe('pending');
+    await snap(page, 'wallet-history-pending-zh');
+    expect((await upload(terminal, new PlatformClient(t.demo.url, crypto))).uploaded).toBeGreaterThan(0);
+    // Clearing runs in the background (every 300 ms in the test demo): reload until it settled.
+    await expect
+      .poll(
+        async () => {
+          await page.getByTestId('history-reload').click();
+          await page.waitForTimeout(300);
+          return row.first().getAttribute('data-state');
+        },
+        { timeout: 15_000 },
+      )
+      .toBe('settled');
+    await setLang(page, 'en');
+    await snap(page, 'wallet-history-en');
+    await setLang(page, 'zh');
+  }, 60_000);
+
+  it('tops up the cash purse once per idempotency key, with the keypad bounded', async () => {
+    await page.getByTestId('tab-topup').click();
+    const token = await page.evaluate(() => (JSON.parse(localStorage.getItem('duet.wallet.session') ?? '{}') as { token: string }).token);
+    const status = await fetch(`${t.demo.url}/v1/holder/status`, { headers: { authorization: `Bearer ${token}` } });
+    const available = status.ok && ((await status.json()) as { topUpAvailable: boolean }).topUpAvailable;
+    if (!available) {
+      await page.getByTestId('topup-unavailable').waitFor();
+      expect(await page.getByTestId('topup-submit').isDisabled()).toBe(true);
+      await snap(page, 'wallet-topup-unavailable-zh');
+      return;
+    }
+    await page.getByTestId('topup-balance').waitFor();
+    for (const k of ['9', '9', '9', '9', '9', '9', '9']) await page.getByTestId(`key-${k}`).click();
+    expect(await page.getByTestId('topup-submit').isDisabled()).toBe(true); // above the bound
+    for (let i = 0; i < 7; i++) await page.getByTestId('key-back').click();
+    for (const k of ['2', '5', 'dot', '5']) await page.getByTestId(`key-${k}`).click();
+    const before = await page.getByTestId('topup-balance').innerText();
+    await page.getByTestId('topup-submit').click();
+    await page.getByTestId('topup-done').waitFor();
+    expect(await page.getByTestId('topup-balance').innerText()).not.toBe(before);
+    await snap(page, 'wallet-topup-zh');
+    // The same key twice tops up once.
+    const call = (key: string) =>
+      fetch(`${t.demo.url}/v1/holder/topups`, {
+        method: 'POST',
+        headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' },
+        body: JSON.stringify({ amountFen: 100, idempotencyKey: key }),
+      }).then((r) => r.json() as Promise<{ balanceFen: number }>);
+    const a = await call('wallet-test-key-1');
+    const b = await call('wallet-test-key-1');
+    expect(b.balanceFen).toBe(a.balanceFen);
+  }, 30_000);
+
+  it('still shows a code after a reload with no network, with the offline banner', async () => {
+    await page.getByTestId('tab-pay').click();
+    await page.waitForFunction(async () => (await navigator.serviceWorker.getRegistration())?.active !== undefined, null, { timeout: 10_000 });
+    await ctx.setOffline(true);
+    await page.reload();
+    await page.getByTestId('wallet-offline').waitFor();
+    const { text } = await shownCode(page);
+    expect(decodeQR(decodePng(await page.getByTestId('wallet-qr').screenshot()))).toBe(text);
+    await snap(page, 'wallet-offline-zh');
+    await setLang(page, 'en');
+    await snap(page, 'wallet-offline-en');
+  }, 30_000);
+
+  it('says plainly that no code can be shown when the credential expired and the phone is offline', async () => {
+    // A year on: every credential the demo issues has expired by then.
+    await page.clock.install({ time: Date.now() + 365 * 86_400_000 });
+    await page.reload();
+    await page.getByTestId('wallet-expired').waitFor();
+    expect(await page.getByTestId('wallet-qr').count()).toBe(0);
+    expect(await page.getByTestId('wallet-expired').innerText()).toMatch(/expired/);
+    await snap(page, 'wallet-expired-en');
+    await setLang(page, 'zh');
+    expect(await page.getByTestId('wallet-expired').innerText()).toMatch(/过期/);
+    await snap(page, 'wallet-expired-zh');
+    expect(errors).toEqual([]);
+  }, 30_000);
+});
