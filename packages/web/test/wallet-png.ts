@@ -37,7 +37,8 @@ export function decodePng(png: Uint8Array): Rgba {
       height = view.getUint32(o + 12);
       const depth = body[8];
       channels = CHANNELS[body[9] ?? -1] ?? 0;
-      if (depth !== 8 || channels === 0 || body[12] !== 0) throw new Error(`unsupported PNG: depth ${depth}, colour ${body[9]}, interlace ${body[12]}`);
+      if (depth !== 8 || channels === 0 || body[12] !== 0)
+        throw new Error(`unsupported PNG: depth ${depth}, colour ${body[9]}, interlace ${body[12]}`);
     } else if (type === 'IDAT') idat.push(body);
     else if (type === 'IEND') break;
     o += 12 + len;

@@ -42,12 +42,15 @@ export function TopUpView({ onSignIn }: { onSignIn: () => void }) {
   const [error, setError] = useState<string>();
   const [done, setDone] = useState<{ amount: number; balance: number }>();
   const [needSignIn, setNeedSignIn] = useState(false);
+  const [offered, setOffered] = useState(true);
   useEffect(() => {
     const s = session.get();
     if (s === undefined) return setNeedSignIn(true);
     if (!online) return;
     holderStatus(s).then(setStatus, (e: unknown) => {
       if (e instanceof PlatformCallError && e.status === 401) setNeedSignIn(true);
+      // A platform without the holder status route offers no top-up either.
+      else if (e instanceof PlatformCallError && e.status === 404) setOffered(false);
       else setError(errorWords(e));
     });
   }, [online]);
@@ -63,7 +66,7 @@ export function TopUpView({ onSignIn }: { onSignIn: () => void }) {
     );
   const cash = status?.purses.find((p) => p.kind === 'cash');
   const amount = parseTopUp(text);
-  const unavailable = status !== undefined && !status.topUpAvailable;
+  const unavailable = !offered || (status !== undefined && !status.topUpAvailable);
   async function submit(): Promise<void> {
     const s = session.get();
     if (s === undefined || typeof amount !== 'number') return;
