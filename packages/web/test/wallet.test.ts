@@ -4,7 +4,9 @@
  * IndexedDB, one tab only, history pending → settled after a real terminal takes a payment, top-up,
  * working offline after a reload, and an expired credential offline.
  */
-import { decodeTrustList, textToCode, verifyCode } from '@duet/protocol';
+import { createServer, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { decodeTrustList, PUBLIC_KEY_BYTES, textToCode, verifyCode } from '@duet/protocol';
 import { nodeCrypto } from '@duet/protocol/node';
 import { PlatformClient } from '@duet/protocol/client';
 import { MemoryJournal, type OnlineAuthorizer, Terminal } from '@duet/terminal';
@@ -12,7 +14,10 @@ import { activate, onlineAuthorizer, upload } from '@duet/terminal/platform';
 import type { Browser, BrowserContext, Page } from 'playwright-core';
 import decodeQR from 'qr/decode.js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { signDeviceProof, verifyDeviceProof, Wallet } from '@duet/wallet';
+import { walletStoreContract } from '../../wallet/test/store.contract.js';
 import { HAVE_CHROMIUM, launchBrowser, snap, startTestDemo, type TestDemo, watchErrors } from './browser.js';
+import { BridgedStore, BridgedVault, idbEntryScript } from './wallet-idb-bridge.js';
 import { decodePng } from './wallet-png.js';
 
 const HOLDER = 2026000003;
@@ -247,4 +252,83 @@ describe.skipIf(!HAVE_CHROMIUM)('the wallet app in Chromium', () => {
     await snap(page, 'wallet-expired-zh');
     expect(errors).toEqual([]);
   }, 30_000);
+});
+
+/** The app's IndexedDB KeyVault and WalletStore held to the wallet core's contracts, inside Chromium. */
+describe.skipIf(!HAVE_CHROMIUM)('the wallet app’s IndexedDB vault and store, in Chromium', () => {
+  let server: Server;
+  let browser: Browser;
+  let page: Page;
+  let n = 0;
+  const fresh = () => `contract-${++n}`;
+
+  beforeAll(async () => {
+    // Any http origin on 127.0.0.1 is a secure context with IndexedDB and WebCrypto.
+    server = createServer((_q, r) => r.end('<!doctype html><title>idb</title>'));
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    browser = await launchBrowser();
+    page = await (await browser.newContext()).newPage();
+    await page.goto(`http://127.0.0.1:${(server.address() as AddressInfo).port}/`);
+    await page.addScriptTag({ content: await idbEntryScript() });
+  }, 60_000);
+  afterAll(async () => {
+    await browser?.close();
+    await new Promise((resolve) => server?.close(resolve));
+  });
+
+  walletStoreContract('IdbWalletStore', async () => new BridgedStore(page, fresh()));
+
+  it('reports a damaged state record as store_corrupt, never as empty', async () => {
+    for (const damage of [
+      'garbage',
+      null,
+      { version: 1, reservedThrough: -1, credentials: [] },
+      { version: 2, reservedThrough: 0, credentials: [] },
+    ]) {
+      const store = new BridgedStore(page, fresh());
+      await store.damage(damage);
+      await expect(store.load()).rejects.toMatchObject({ name: 'WalletError', code: 'store_corrupt' });
+    }
+  });
+
+  it.each(['p256', 'ed25519'] as const)('makes a %s key that signs, survives a reload and is not extractable', async (suite) => {
+    const vault = new BridgedVault(page, fresh());
+    expect(await vault.load()).toBeUndefined();
+    const key = await vault.create(suite);
+    expect(key.suite).toBe(suite);
+    expect(key.publicKey).toHaveLength(PUBLIC_KEY_BYTES[suite]);
+    expect(await key.exportPrivateKey()).toBeUndefined();
+    const again = await new BridgedVault(page, vault.db).load();
+    expect(again?.publicKey).toEqual(key.publicKey);
+    const challenge = new Uint8Array(32).fill(7);
+    const proof = await signDeviceProof(again ?? key, challenge);
+    expect(await verifyDeviceProof(crypto, suite, key.publicKey, challenge, proof)).toBe(true);
+  });
+
+  it('never replaces a key, forgets it on destroy (idempotent), and refuses sm2 (no WebCrypto keystore for it)', async () => {
+    const vault = new BridgedVault(page, fresh());
+    const key = await vault.create('p256');
+    await expect(vault.create('p256')).rejects.toMatchObject({ code: 'key_exists' });
+    expect((await vault.load())?.publicKey).toEqual(key.publicKey);
+    await vault.destroy();
+    await vault.destroy();
+    expect(await vault.load()).toBeUndefined();
+    expect((await vault.create('p256')).publicKey).not.toEqual(key.publicKey);
+    await expect(new BridgedVault(page, fresh()).create('sm2')).rejects.toMatchObject({ name: 'RangeError' });
+  });
+
+  it('opens the wallet core on them, which finds the same key after a restart', async () => {
+    const db = fresh();
+    const o = {
+      crypto,
+      clock: { nowMs: () => Date.now() },
+      vault: new BridgedVault(page, db),
+      store: new BridgedStore(page, db),
+      counterBlock: 4,
+    };
+    const w1 = await Wallet.open(o);
+    const w2 = await Wallet.open({ ...o, vault: new BridgedVault(page, db), store: new BridgedStore(page, db) });
+    expect(w2.publicKey).toEqual(w1.publicKey);
+    expect((await o.store.load())?.device?.suite).toBe('p256');
+  });
 });
