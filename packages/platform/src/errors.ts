@@ -26,6 +26,7 @@ export const API_ERRORS = {
   activation_invalid: { status: 400, en: 'The activation code is wrong, used or expired', zh: '激活码错误、已使用或已过期' },
   insufficient_funds: { status: 402, en: 'Insufficient balance', zh: '余额不足' },
   too_many_attempts: { status: 429, en: 'Too many attempts: wait and try again', zh: '尝试次数过多，请稍后再试' },
+  topup_unavailable: { status: 403, en: 'Top-up is not available here: top up at a cashier', zh: '此处不支持充值，请到充值点充值' },
   payload_too_large: { status: 413, en: 'The request is too large', zh: '请求过大' },
   unavailable: { status: 503, en: 'Storage is unavailable: retry shortly', zh: '存储暂不可用，请稍后重试' },
   internal: { status: 500, en: 'Internal error', zh: '内部错误' },

@@ -25,6 +25,9 @@ import { noteArrears, publishDenyChanges, recoveryMigrations } from './recovery.
 import { getTerminal, registryMigrations } from './registry.js';
 import { coreRoutes } from './routes.js';
 import { clearingRoutes } from './routes-clearing.js';
+import { consoleMigrations, TerminalActivity } from './console.js';
+import { type ConsoleOptions, consoleRoutes } from './routes-console.js';
+import { nowS } from './context.js';
 import type { Route } from './http.js';
 import { moneyRoutes } from './routes-money.js';
 import { ledgerRoutes } from './routes-ledger.js';
@@ -51,6 +54,7 @@ export const ALL_MIGRATIONS: readonly Migration[] = [
   ...clearingMigrations,
   ...recoveryMigrations,
   ...statementsMigrations,
+  ...consoleMigrations,
 ];
 
 export const DEFAULT_AGREEMENT = {
@@ -82,6 +86,11 @@ export interface PlatformOptions {
    * turns it off (tests that seal by hand with sealLedger/closeRoot); or its interval and root size.
    */
   readonly ledgerSealer?: false | Omit<LedgerSealerOptions, 'onError'>;
+  /**
+   * Holders may top up their own cash purse from the wallet (POST /v1/holder/topups), standing in
+   * for a bank or payment-app transfer: for demos only. Off unless true.
+   */
+  readonly holderTopUp?: boolean;
   /** Routes of an outer layer, added before the server is ready (ServerOptions.extend). */
   readonly extend?: ServerOptions['extend'];
 }
@@ -132,7 +141,9 @@ export async function openPlatform(o: PlatformOptions): Promise<Platform> {
     });
     const ctx: PlatformContext = { db, crypto: o.crypto, clock: o.clock, keys, trust: keys, auth, clearing: clearer };
     await bootstrap(ctx, o.firstAdmin);
-    const app = await buildServer(ctx, platformRoutes(keys), {
+    let logActivityError: (e: unknown) => void = () => {};
+    const activity = new TerminalActivity(db, { onError: (e) => logActivityError(e) });
+    const app = await buildServer(ctx, platformRoutes(keys, { activity, holderTopUp: o.holderTopUp === true }), {
       ...(o.logger !== undefined ? { logger: o.logger } : {}),
       ...(o.metricsToken !== undefined ? { metricsToken: o.metricsToken } : {}),
       ...(o.extend !== undefined ? { extend: o.extend } : {}),
@@ -161,6 +172,8 @@ export async function openPlatform(o: PlatformOptions): Promise<Platform> {
     housekeepingTimer.unref();
     const firstHousekeeping = setTimeout(() => void housekeeping(), 10_000);
     firstHousekeeping.unref();
+    logActivityError = (e) => app.log.warn({ err: e }, 'terminal last-seen times not written; retrying in a second');
+    activity.start();
     if (o.clearing !== false) clearer.start();
     return {
       ctx,
@@ -174,6 +187,7 @@ export async function openPlatform(o: PlatformOptions): Promise<Platform> {
         clearInterval(housekeepingTimer);
         clearTimeout(firstHousekeeping);
         await app.close();
+        await activity.stop().catch((e: unknown) => app.log.warn({ err: e }, 'terminal last-seen times not written at close'));
         await clearer.stop();
         // A last run seals what the server posted, so a cleanly stopped platform leaves no unsealed tail.
         await sealer?.finish();
@@ -187,8 +201,22 @@ export async function openPlatform(o: PlatformOptions): Promise<Platform> {
 }
 
 /** Every route of the API, in one table: the server registers it, and test/authz.test.ts walks it. */
-export function platformRoutes(keys: KeyStore): Route[] {
-  return [...coreRoutes, ...moneyRoutes(keys), ...clearingRoutes(), ...ledgerRoutes(), ...recoveryRoutes()];
+export function platformRoutes(keys: KeyStore, o: ConsoleOptions = { holderTopUp: false }): Route[] {
+  const routes = [...coreRoutes, ...moneyRoutes(keys), ...clearingRoutes(), ...ledgerRoutes(), ...recoveryRoutes(), ...consoleRoutes(o)];
+  const activity = o.activity;
+  if (activity === undefined) return routes;
+  // Every authenticated terminal call is noted as the terminal's last seen time, in memory (no write on the hot path).
+  return routes.map((r) =>
+    r.access.kind !== 'terminal'
+      ? r
+      : {
+          ...r,
+          handle: (call) => {
+            if (call.principal?.kind === 'terminal') activity.seen(call.principal.id, nowS(call.ctx));
+            return r.handle(call);
+          },
+        },
+  );
 }
 
 /** What clearing needs from the platform: the trust list (decoded once per version), settings, a credential cache. */

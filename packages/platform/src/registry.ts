@@ -225,6 +225,11 @@ export async function revokeTerminal(q: Queryable, id: number, nowS: number): Pr
   await q.run('UPDATE terminals SET status = ?, revoked_at = COALESCE(revoked_at, ?) WHERE id = ?', ['revoked', nowS, id]);
 }
 
-export async function touchTerminal(q: Queryable, id: number, nowS: number): Promise<void> {
-  await q.run('UPDATE terminals SET last_seen_at = ? WHERE id = ?', [nowS, id]);
+/**
+ * A terminal synced (lists or upload) at `nowS`: its last sync and last seen times, and the journal
+ * head it reported with a lists sync (`head`), kept as the newest report.
+ */
+export async function touchTerminal(q: Queryable, id: number, nowS: number, o: { readonly head?: number } = {}): Promise<void> {
+  if (o.head === undefined) await q.run('UPDATE terminals SET last_seen_at = ?, last_sync_at = ? WHERE id = ?', [nowS, nowS, id]);
+  else await q.run('UPDATE terminals SET last_seen_at = ?, last_sync_at = ?, reported_head = ? WHERE id = ?', [nowS, nowS, o.head, id]);
 }

@@ -4,6 +4,7 @@
  */
 import { ID48_MAX, ROLES, SCENES, SUITES, type SuiteName } from '@duet/protocol';
 import { type Static, Type } from '@sinclair/typebox';
+import { holderCredentials, holderDevices, iso } from './console.js';
 import { nowS } from './context.js';
 import { ApiError } from './errors.js';
 import {
@@ -96,6 +97,8 @@ const ListsQuery = Type.Object(
   {
     deny: Type.Optional(Type.Integer({ minimum: 0, maximum: 0xffff_ffff })),
     policy: Type.Optional(Type.Integer({ minimum: 0, maximum: 0xffff_ffff })),
+    /** The terminal's highest journal sequence (the dashboard's "waiting to upload"). */
+    head: Type.Optional(Type.Integer({ minimum: 0, maximum: Number.MAX_SAFE_INTEGER })),
   },
   { additionalProperties: false },
 );
@@ -208,12 +211,16 @@ export const coreRoutes: Route[] = [
       const id = idParam(call);
       const db = call.ctx.db;
       const holder = await getHolder(db, id);
-      const devices = await db.all('SELECT id, suite, label, status, registered_at FROM devices WHERE holder_id = ? ORDER BY id', [id]);
-      const credentials = await db.all(
-        'SELECT serial, device_id, not_before, not_after, per_payment, offline_total, offline_count, status FROM credentials WHERE holder_id = ? ORDER BY serial DESC LIMIT 20',
-        [id],
-      );
-      return { holder, agreement: (await acceptedCurrent(db, id)) ?? null, purses: await purses(db, id), devices, credentials };
+      const accepted = await acceptedCurrent(db, id);
+      return {
+        holder,
+        blocked: holder.status !== 'active',
+        agreement:
+          accepted === undefined ? null : { version: accepted.version, acceptedAt: iso(accepted.acceptedAt), device: accepted.device },
+        purses: await purses(db, id),
+        devices: await holderDevices(db, id),
+        credentials: await holderCredentials(db, id, nowS(call.ctx)),
+      };
     },
   },
   {
@@ -469,7 +476,7 @@ export const coreRoutes: Route[] = [
       const id = terminalOf(call);
       const q = call.query as Static<typeof ListsQuery>;
       const db = call.ctx.db;
-      await touchTerminal(db, id, nowS(call.ctx));
+      await touchTerminal(db, id, nowS(call.ctx), q.head === undefined ? {} : { head: q.head });
       const trust = await call.ctx.trust.current();
       const deny = await denyListUpdate(db, q.deny ?? 0);
       const policy = await latestPolicy(db);

@@ -203,6 +203,8 @@ export interface StartOptions {
   readonly startS?: number;
   /** false: no background clearing; the test clears with POST /v1/clearing/run. */
   readonly clearing?: false;
+  /** PlatformOptions.holderTopUp: holders may top up their own cash purse. */
+  readonly holderTopUp?: boolean;
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -237,6 +239,7 @@ export class HttpPlatform {
         logger: false,
         firstAdmin: ADMIN,
         ...(o.clearing === false ? { clearing: false as const } : {}),
+        ...(o.holderTopUp === true ? { holderTopUp: true } : {}),
       });
       try {
         const url = await platform.app.listen({ host: '127.0.0.1', port: 0 });

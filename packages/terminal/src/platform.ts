@@ -46,10 +46,10 @@ export async function activate(
   return { terminalId: field(answer, 'terminalId', isNum) };
 }
 
-/** Fetches and installs the newest trust list, deny-list update and policy. */
+/** Fetches and installs the newest trust list, deny-list update and policy, reporting the journal head (the console's "waiting to upload"). */
 export async function syncLists(t: Terminal, client: PlatformClient, nowS: number): Promise<{ denyKind: string; denyVersion: number }> {
   const s = t.state.snapshot;
-  const path = `/v1/terminal/lists?deny=${s.deny.version}&policy=${s.policy?.policyVersion ?? 0}`;
+  const path = `/v1/terminal/lists?deny=${s.deny.version}&policy=${s.policy?.policyVersion ?? 0}&head=${t.headSequence}`;
   const answer = await client.call('GET', path, { terminal: identity(t) });
   await t.state.installTrustList(unb64(field(answer, 'trustList', isStr), 'trust list'), nowS);
   const deny = field(answer, 'deny', (v): v is Record<string, unknown> => typeof v === 'object' && v !== null);

@@ -70,6 +70,7 @@ export async function startDemo(o: DemoOptions): Promise<Demo> {
     logger: o.logger ?? false,
     firstAdmin: { username: 'admin', password },
     clearing: { intervalMs: o.clearingIntervalMs ?? 2_000 },
+    holderTopUp: true,
     extend: (app) => {
       webMounted = serveWebApps(app, o.webDir ?? WEB_DIST);
     },

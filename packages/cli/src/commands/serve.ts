@@ -11,7 +11,8 @@ export const serveCommand: Command = {
   name: 'serve',
   summary: { en: 'Run the platform service (HTTP API, OpenAPI, metrics)', zh: '运行平台服务（HTTP 接口、OpenAPI、监控指标）' },
   usage: [
-    'duet serve [--port N] [--host ADDR] [--db URL] [--data DIR] [--quiet]',
+    'duet serve [--port N] [--host ADDR] [--db URL] [--data DIR] [--holder-topup] [--quiet]',
+    '  --holder-topup: holders may top up their own cash purse in the wallet (a stand-in for a bank; demos only)',
     '  --db: sqlite:PATH or postgres://user:pass@host/db (default: SQLite in --data, ./data)',
     '  Environment: DUET_KEY_PASSPHRASE (required, at least 12 characters) seals the platform keys;',
     '  DUET_ADMIN_PASSWORD makes the first operator account "admin" on first start; DUET_METRICS_TOKEN lets a scraper read /metrics.',
@@ -23,6 +24,7 @@ export const serveCommand: Command = {
       db: { type: 'string' },
       data: { type: 'string' },
       quiet: { type: 'boolean' },
+      'holder-topup': { type: 'boolean' },
     });
     const { passphrase } = passphraseFromEnv(process.env);
     const adminPassword = process.env.DUET_ADMIN_PASSWORD;
@@ -35,6 +37,7 @@ export const serveCommand: Command = {
       crypto: nodeCrypto({ verifyOn: 'pool' }),
       clock: { nowMs: () => Date.now() },
       logger: !flag(o, 'quiet'),
+      holderTopUp: flag(o, 'holder-topup'),
       ...(process.env.DUET_METRICS_TOKEN !== undefined ? { metricsToken: process.env.DUET_METRICS_TOKEN } : {}),
       ...(adminPassword !== undefined ? { firstAdmin: { username: 'admin', password: adminPassword } } : {}),
     });
