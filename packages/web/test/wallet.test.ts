@@ -20,7 +20,8 @@ import { HAVE_CHROMIUM, launchBrowser, snap, startTestDemo, type TestDemo, watch
 import { BridgedStore, BridgedVault, idbEntryScript } from './wallet-idb-bridge.js';
 import { decodePng } from './wallet-png.js';
 
-const HOLDER = 2026000003;
+/** A holder made for this test (demo holders have all accepted the agreement already). */
+const HOLDER = 2026009001;
 const PHONE = { width: 390, height: 844 };
 const crypto = nodeCrypto();
 
@@ -64,6 +65,19 @@ describe.skipIf(!HAVE_CHROMIUM)('the wallet app in Chromium', () => {
 
   beforeAll(async () => {
     t = await startTestDemo({ holders: 5 });
+    const admin = new PlatformClient(t.demo.url, crypto);
+    const { token } = (await admin.call('POST', '/v1/staff/login', { json: { username: 'admin', password: t.demo.password } })) as {
+      token: string;
+    };
+    await admin.call('POST', '/v1/holders', {
+      token,
+      json: { id: HOLDER, name: '测试 Wallet', role: 'student', campus: 1, password: t.demo.password },
+    });
+    // The platform issues no credential to a holder with nothing to spend.
+    await admin.call('POST', `/v1/holders/${HOLDER}/topups`, {
+      token,
+      json: { amount: 5_000, channel: 'cashier', idempotencyKey: 'wallet-test-first-cash' },
+    });
     browser = await launchBrowser();
     ctx = await browser.newContext({ viewport: PHONE, deviceScaleFactor: 1 });
     page = await ctx.newPage();
@@ -163,34 +177,6 @@ describe.skipIf(!HAVE_CHROMIUM)('the wallet app in Chromium', () => {
     await second.close();
   });
 
-  it('shows a payment taken by a real terminal as pending, then settled once the terminal uploads', async () => {
-    const terminal = await headlessTerminal(t);
-    const { text } = await shownCode(page);
-    const decision = await terminal.pay(350, text);
-    // Online first: the platform posts the payment now, pending until the terminal's record arrives.
-    expect(decision).toMatchObject({ accepted: true, path: 'online', amount: 350 });
-    await page.getByTestId('tab-history').click();
-    const row = page.locator('[data-testid="history-row"][data-amount="-350"]');
-    await row.first().waitFor();
-    expect(await row.first().getAttribute('data-state')).toBe('pending');
-    await snap(page, 'wallet-history-pending-zh');
-    expect((await upload(terminal, new PlatformClient(t.demo.url, crypto))).uploaded).toBeGreaterThan(0);
-    // Clearing runs in the background (every 300 ms in the test demo): reload until it settled.
-    await expect
-      .poll(
-        async () => {
-          await page.getByTestId('history-reload').click();
-          await page.waitForTimeout(300);
-          return row.first().getAttribute('data-state');
-        },
-        { timeout: 15_000 },
-      )
-      .toBe('settled');
-    await setLang(page, 'en');
-    await snap(page, 'wallet-history-en');
-    await setLang(page, 'zh');
-  }, 60_000);
-
   it('tops up the cash purse once per idempotency key, with the keypad bounded', async () => {
     await page.getByTestId('tab-topup').click();
     const token = await page.evaluate(() => (JSON.parse(localStorage.getItem('duet.wallet.session') ?? '{}') as { token: string }).token);
@@ -222,6 +208,60 @@ describe.skipIf(!HAVE_CHROMIUM)('the wallet app in Chromium', () => {
     const a = await call('wallet-test-key-1');
     const b = await call('wallet-test-key-1');
     expect(b.balanceFen).toBe(a.balanceFen);
+  }, 30_000);
+
+  it('shows a payment taken by a real terminal as pending, then settled once the terminal uploads', async () => {
+    const terminal = await headlessTerminal(t);
+    await page.getByTestId('tab-pay').click();
+    const { text } = await shownCode(page);
+    const decision = await terminal.pay(350, text);
+    // Online first: the platform posts the payment now, pending until the terminal's record arrives.
+    expect(decision).toMatchObject({ accepted: true, path: 'online', amount: 350 });
+    await page.getByTestId('tab-history').click();
+    const row = page.locator('[data-testid="history-row"][data-amount="-350"]');
+    await row.first().waitFor();
+    expect(await row.first().getAttribute('data-state')).toBe('pending');
+    await snap(page, 'wallet-history-pending-zh');
+    expect((await upload(terminal, new PlatformClient(t.demo.url, crypto))).uploaded).toBeGreaterThan(0);
+    // Clearing runs in the background (every 300 ms in the test demo): reload until it settled.
+    await expect
+      .poll(
+        async () => {
+          await page.getByTestId('history-reload').click();
+          await page.waitForTimeout(300);
+          return row.first().getAttribute('data-state');
+        },
+        { timeout: 15_000 },
+      )
+      .toBe('settled');
+    await setLang(page, 'en');
+    await snap(page, 'wallet-history-en');
+    await setLang(page, 'zh');
+  }, 60_000);
+
+  it('signs out after a confirm, wiping the key, and a new sign-in skips the accepted agreement', async () => {
+    await page.getByTestId('tab-pay').click();
+    const oldKey = textToCode((await shownCode(page)).text).credential.devicePublicKey;
+    await page.getByTestId('wallet-signout').click(); // the dialog is accepted by the handler above
+    await page.getByTestId('wallet-login').waitFor();
+    const left = await page.evaluate(
+      () =>
+        new Promise<number>((resolve) => {
+          const req = indexedDB.open('duet-wallet');
+          req.onsuccess = () => {
+            const c = req.result.transaction('state').objectStore('state').get('current');
+            c.onsuccess = () => resolve((c.result as { credentials: unknown[] }).credentials.length);
+          };
+        }),
+    );
+    expect(left).toBe(0);
+    expect(await page.evaluate(() => localStorage.getItem('duet.wallet.session'))).toBeNull();
+    await page.getByTestId('wallet-holder').fill(String(HOLDER));
+    await page.getByTestId('wallet-password').fill(t.demo.password);
+    await page.getByTestId('wallet-login').click();
+    const { text } = await shownCode(page);
+    expect(await page.getByTestId('wallet-agree').count()).toBe(0);
+    expect(textToCode(text).credential.devicePublicKey).not.toEqual(oldKey);
   }, 30_000);
 
   it('still shows a code after a reload with no network, with the offline banner', async () => {

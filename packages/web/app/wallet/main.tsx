@@ -14,6 +14,7 @@ import { ErrorBanner, Header, registerServiceWorker } from '../shared/ui.js';
 import { HistoryView } from './history.js';
 import { PayView } from './pay.js';
 import {
+  why,
   type AgreementText,
   accept,
   agreement,
@@ -150,7 +151,7 @@ function SignIn({ onDone }: { onDone: (s: StoredSession) => Promise<void> }) {
     try {
       await onDone(await login(id, password));
     } catch (e) {
-      setError(errorWords(e));
+      setError(why(e));
     } finally {
       setBusy(false);
     }
@@ -213,7 +214,7 @@ function Agreement({ text, onAccept }: { text: AgreementText; onAccept: () => Pr
           try {
             await onAccept();
           } catch (e) {
-            setError(errorWords(e));
+            setError(why(e));
           } finally {
             setBusy(false);
           }

@@ -5,11 +5,11 @@
  */
 import type { WalletStatus } from '@duet/wallet';
 import { useCallback, useEffect, useLayoutEffect, useRef, useState } from 'preact/hooks';
-import { errorWords, PlatformCallError } from '../shared/api.js';
+import { PlatformCallError } from '../shared/api.js';
 import { formatTime, t, words } from '../shared/i18n.js';
 import { ErrorBanner, useOnline, yuan } from '../shared/ui.js';
 import { drawQr } from './qr-canvas.js';
-import { type Opened, renew, session } from './session.js';
+import { type Opened, renew, session, why } from './session.js';
 import { offlineSpent } from './spent.js';
 
 /** A code is redrawn this often; terminals accept a code for a while longer (the freshness window). */
@@ -54,7 +54,7 @@ function useRenewal(opened: Opened, status: WalletStatus, online: boolean, onCha
       },
       (e: unknown) => {
         const signIn = e instanceof Error && e.cause instanceof PlatformCallError && e.cause.status === 401;
-        setState({ busy: false, lastMs: Date.now(), error: errorWords(e), signIn });
+        setState({ busy: false, lastMs: Date.now(), error: why(e), signIn });
       },
     );
   });
@@ -78,7 +78,7 @@ export function PayView({ opened, onSignIn }: { opened: Opened; onSignIn: () => 
       setError(undefined);
     } catch (e) {
       setShown(undefined);
-      setError(errorWords(e));
+      setError(why(e));
     }
   }, [opened]);
 

@@ -7,7 +7,7 @@ import { type CryptoProvider, fen } from '@duet/protocol';
 import { field, isNum, isStr } from '@duet/protocol/client';
 import { systemClock, Wallet, type WalletCode } from '@duet/wallet';
 import { acceptAgreement, currentAgreement, type HolderSession, holderLogin, platformRenewal } from '@duet/wallet/platform';
-import { browserCrypto, PlatformCallError, platformClient, Session } from '../shared/api.js';
+import { browserCrypto, errorWords, PlatformCallError, platformClient, Session } from '../shared/api.js';
 import { forgetOfflineSpent } from './spent.js';
 import { IdbKeyVault, IdbWalletStore, openWalletDb, wipeWallet } from './vault.js';
 
@@ -122,6 +122,15 @@ export async function renew(o: Opened, s: StoredSession): Promise<void> {
 
 export function nextCode(o: Opened): Promise<WalletCode> {
   return o.wallet.nextCode();
+}
+
+/**
+ * The words for a failure: the platform's own reason when a wallet renewal failed because the
+ * platform said no (arrears, blocked, agreement), else the error's words.
+ */
+export function why(e: unknown): string {
+  if (e instanceof Error && e.cause instanceof PlatformCallError && e.cause.code !== 'unreachable') return errorWords(e.cause);
+  return errorWords(e);
 }
 
 // --- holder status, history, top-up ---------------------------------------------------------
