@@ -6,7 +6,7 @@
  */
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { decodeTrustList, PUBLIC_KEY_BYTES, textToCode, verifyCode } from '@duet/protocol';
+import { decodeTrustList, PUBLIC_KEY_BYTES, textToCode, verifyCode, webCryptoNative, webCryptoSigner } from '@duet/protocol';
 import { nodeCrypto } from '@duet/protocol/node';
 import { PlatformClient } from '@duet/protocol/client';
 import { MemoryJournal, type OnlineAuthorizer, Terminal } from '@duet/terminal';
@@ -370,5 +370,32 @@ describe.skipIf(!HAVE_CHROMIUM)('the wallet app’s IndexedDB vault and store, i
     const w2 = await Wallet.open({ ...o, vault: new BridgedVault(page, db), store: new BridgedStore(page, db) });
     expect(w2.publicKey).toEqual(w1.publicKey);
     expect((await o.store.load())?.device?.suite).toBe('p256');
+  });
+});
+
+describe('the crypto the wallet page uses (protocol web provider, here on Node’s WebCrypto)', () => {
+  it('webCryptoSigner signs with a non-extractable pair made elsewhere, verifiably, and never exports it', async () => {
+    const algs: [suite: 'p256' | 'ed25519', alg: EcKeyGenParams | Algorithm][] = [
+      ['p256', { name: 'ECDSA', namedCurve: 'P-256' }],
+      ['ed25519', { name: 'Ed25519' }],
+    ];
+    for (const [suite, alg] of algs) {
+      const pair = (await globalThis.crypto.subtle.generateKey(alg, false, ['sign', 'verify'])) as CryptoKeyPair;
+      const signer = await webCryptoSigner(suite, pair);
+      expect(signer.publicKey).toHaveLength(PUBLIC_KEY_BYTES[suite]);
+      expect(await signer.exportPrivateKey()).toBeUndefined();
+      const message = new TextEncoder().encode('duet');
+      const signature = await signer.sign(message);
+      expect(await crypto.suite(suite).verify(signer.publicKey, message, signature)).toBe(true);
+      expect(await crypto.suite(suite).verify(signer.publicKey, new TextEncoder().encode('duel'), signature)).toBe(false);
+    }
+  });
+
+  it('webCryptoNative has P-256 and Ed25519 and refuses SM2 with unknown_suite', async () => {
+    const native = webCryptoNative();
+    const key = await native.suite('p256').generate({ extractable: false });
+    const m = new Uint8Array([1, 2, 3]);
+    expect(await native.suite('p256').verify(key.publicKey, m, await key.sign(m))).toBe(true);
+    expect(() => native.suite('sm2')).toThrow(expect.objectContaining({ code: 'unknown_suite' }));
   });
 });

@@ -3,11 +3,11 @@
  * so two tabs never hand out the same counter), the core opens on the IndexedDB vault and store,
  * and sign-in, agreement and renewal are the shared enrolment calls of @duet/wallet/platform.
  */
-import { type CryptoProvider, fen } from '@duet/protocol';
-import { field, isNum, isStr } from '@duet/protocol/client';
+import { type CryptoProvider, fen, webCryptoNative } from '@duet/protocol';
+import { field, isNum, isStr, PlatformClient } from '@duet/protocol/client';
 import { systemClock, Wallet, type WalletCode } from '@duet/wallet';
 import { acceptAgreement, currentAgreement, type HolderSession, holderLogin, platformRenewal } from '@duet/wallet/platform';
-import { browserCrypto, errorWords, PlatformCallError, platformClient, Session } from '../shared/api.js';
+import { errorWords, PlatformCallError, Session } from '../shared/api.js';
 import { forgetOfflineSpent } from './spent.js';
 import { IdbKeyVault, IdbWalletStore, openWalletDb, wipeWallet } from './vault.js';
 
@@ -24,6 +24,20 @@ export interface StoredSession {
   readonly deviceId?: number;
 }
 export const session = new Session<StoredSession>('wallet');
+
+/**
+ * The wallet signs with its own P-256 key and verifies nothing, so it takes the native WebCrypto
+ * provider: the shared browserCrypto() would add the pure-JS SM2 code (~60 KB) for nothing.
+ */
+let walletCrypto: CryptoProvider | undefined;
+function cryptoProvider(): CryptoProvider {
+  walletCrypto ??= webCryptoNative();
+  return walletCrypto;
+}
+
+function platformClient(): PlatformClient {
+  return new PlatformClient(location.origin, cryptoProvider());
+}
 
 /**
  * Holds the wallet for this tab until the tab closes. Resolves false at once when another tab
@@ -53,7 +67,7 @@ export interface Opened {
 export async function openWallet(): Promise<Opened> {
   const db = await openWalletDb();
   const vault = new IdbKeyVault(db);
-  const crypto = browserCrypto();
+  const crypto = cryptoProvider();
   const wallet = await Wallet.open({ crypto, clock: systemClock, vault, store: new IdbWalletStore(db) });
   return { wallet, db, vault, crypto };
 }
