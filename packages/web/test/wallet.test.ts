@@ -264,6 +264,24 @@ describe.skipIf(!HAVE_CHROMIUM)('the wallet app in Chromium', () => {
     expect(textToCode(text).credential.devicePublicKey).not.toEqual(oldKey);
   }, 30_000);
 
+  it('asks the platform for a new credential by itself, online, when the credential nears its end', async () => {
+    await page.getByTestId('tab-pay').click();
+    const before = textToCode((await shownCode(page)).text).credential;
+    const asked: string[] = [];
+    const watch = (r: { url(): string; method(): string }) => {
+      if (r.method() === 'POST' && /\/v1\/holder\/(challenge|credentials)$/.test(r.url())) asked.push(new URL(r.url()).pathname);
+    };
+    page.on('request', watch);
+    // The page's clock jumps to a few hours before the credential ends: renewal is due. (The
+    // platform, on its own clock, answers with the credential still live, so only the ask shows.)
+    await page.clock.install({ time: (before.notAfter - 4 * 3600) * 1000 });
+    await page.reload();
+    await expect.poll(() => asked, { timeout: 15_000 }).toEqual(['/v1/holder/challenge', '/v1/holder/credentials']);
+    page.off('request', watch);
+    await shownCode(page);
+    expect(await page.getByTestId('wallet-expiry').textContent()).toMatch(/剩 [34] 小时|in [34] h/);
+  }, 30_000);
+
   it('still shows a code after a reload with no network, with the offline banner', async () => {
     await page.getByTestId('tab-pay').click();
     await page.waitForFunction(async () => (await navigator.serviceWorker.getRegistration())?.active !== undefined, null, {
@@ -281,7 +299,7 @@ describe.skipIf(!HAVE_CHROMIUM)('the wallet app in Chromium', () => {
 
   it('says plainly that no code can be shown when the credential expired and the phone is offline', async () => {
     // A year on: every credential the demo issues has expired by then.
-    await page.clock.install({ time: Date.now() + 365 * 86_400_000 });
+    await page.clock.setSystemTime(Date.now() + 365 * 86_400_000);
     await page.reload();
     await page.getByTestId('wallet-expired').waitFor();
     expect(await page.getByTestId('wallet-qr').count()).toBe(0);
