@@ -291,6 +291,7 @@ describe.skipIf(!HAVE_CHROMIUM)('the wallet app in Chromium', () => {
     await page.reload();
     await page.getByTestId('wallet-offline').waitFor();
     const { text } = await shownCode(page);
+    expect(await page.getByTestId('wallet-offline').textContent()).toMatch(/codes still work|付款码仍可使用/);
     expect(decodeQR(decodePng(await page.getByTestId('wallet-qr').screenshot()))).toBe(text);
     await snap(page, 'wallet-offline-zh');
     await setLang(page, 'en');
@@ -304,6 +305,7 @@ describe.skipIf(!HAVE_CHROMIUM)('the wallet app in Chromium', () => {
     await page.getByTestId('wallet-expired').waitFor();
     expect(await page.getByTestId('wallet-qr').count()).toBe(0);
     expect(await page.getByTestId('wallet-expired').textContent()).toMatch(/expired/);
+    expect(await page.getByTestId('wallet-offline').textContent()).not.toMatch(/codes still work/);
     await snap(page, 'wallet-expired-en');
     await setLang(page, 'zh');
     expect(await page.getByTestId('wallet-expired').textContent()).toMatch(/过期/);

@@ -86,7 +86,9 @@ export function HistoryView({ opened, onSignIn }: { opened: Opened; onSignIn: ()
           <li key={r.key} data-testid="history-row" data-state={r.state} data-amount={r.amountFen}>
             <span class="when">{formatTime(r.time, true)}</span>
             <span class="what">{kindWords(r.kind)}</span>
-            <span class={r.amountFen < 0 ? 'amount out' : 'amount in'}>{yuan(r.amountFen)}</span>
+            <span class={r.amountFen < 0 ? 'amount out' : 'amount in'}>
+              {r.amountFen < 0 ? `−${yuan(-r.amountFen)}` : `+${yuan(r.amountFen)}`}
+            </span>
             <span class={r.state === 'pending' ? 'badge warn' : 'badge ok'}>
               {r.state === 'pending' ? t('Pending', '待结算') : t('Settled', '已结算')}
             </span>

@@ -115,7 +115,7 @@ export function PayView({ opened, onSignIn }: { opened: Opened; onSignIn: () => 
     <section class="pay">
       {!online && (
         <div class="notice warn" data-testid="wallet-offline">
-          {t('Offline — codes still work', '离线 — 付款码仍可使用')}
+          {canMake ? t('Offline — codes still work', '离线 — 付款码仍可使用') : t('Offline', '离线')}
         </div>
       )}
       {canMake ? (

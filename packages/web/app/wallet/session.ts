@@ -9,7 +9,7 @@ import { systemClock, Wallet, type WalletCode } from '@duet/wallet';
 import { acceptAgreement, currentAgreement, type HolderSession, holderLogin, platformRenewal } from '@duet/wallet/platform';
 import { errorWords, PlatformCallError, Session } from '../shared/api.js';
 import { forgetOfflineSpent } from './spent.js';
-import { IdbKeyVault, IdbWalletStore, openWalletDb, wipeWallet } from './vault.js';
+import { IdbKeyVault, IdbWalletStore, openWalletDb } from './vault.js';
 
 export const LOCK_NAME = 'duet-wallet';
 const DEVICE_LABEL = 'browser wallet / 浏览器钱包';
@@ -72,10 +72,13 @@ export async function openWallet(): Promise<Opened> {
   return { wallet, db, vault, crypto };
 }
 
-/** Forgets key, state and session. The caller reloads the page afterwards. */
+/**
+ * Forgets the key and every credential (the core's reset, which keeps the counter high-water mark)
+ * and the session. The caller reloads the page afterwards.
+ */
 export async function signOut(o: Opened): Promise<void> {
   await o.wallet.close().catch(() => undefined);
-  await wipeWallet(o.db);
+  await Wallet.reset({ vault: o.vault, store: new IdbWalletStore(o.db) });
   session.set(undefined);
   forgetOfflineSpent();
 }
