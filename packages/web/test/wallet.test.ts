@@ -168,13 +168,19 @@ describe.skipIf(!HAVE_CHROMIUM)('the wallet app in Chromium', () => {
     expect(key).toEqual({ isKey: true, extractable: false, type: 'private', alg: 'ECDSA', exported: 'InvalidAccessError' });
   });
 
-  it('lets only one tab drive the wallet', async () => {
+  it('lets only one tab drive the wallet, and hands it over when that tab closes', async () => {
     const second = await ctx.newPage();
     await second.goto(`${t.demo.url}/wallet/`);
     await second.getByTestId('wallet-other-tab').waitFor();
     expect(await second.getByTestId('wallet-qr').count()).toBe(0);
     await snap(second, 'wallet-other-tab-zh');
-    await second.close();
+    // Closing the first tab hands the wallet to the second, which then shows a code.
+    const counter = (await shownCode(page)).counter;
+    await page.close();
+    page = second;
+    errors = watchErrors(page);
+    page.on('dialog', (d) => void d.accept());
+    expect((await shownCode(page)).counter).toBeGreaterThan(counter);
   });
 
   it('tops up the cash purse once per idempotency key, with the keypad bounded', async () => {

@@ -27,6 +27,7 @@ import {
   type StoredSession,
   session,
   signOut,
+  takeOverWhenFree,
   takeWalletLock,
 } from './session.js';
 import { TopUpView } from './topup.js';
@@ -41,7 +42,10 @@ type Phase =
   | { readonly kind: 'main' };
 
 async function start(): Promise<{ phase: Phase; opened?: Opened }> {
-  if (!(await takeWalletLock())) return { phase: { kind: 'other-tab' } };
+  if (!(await takeWalletLock())) {
+    takeOverWhenFree();
+    return { phase: { kind: 'other-tab' } };
+  }
   let opened: Opened;
   try {
     opened = await openWallet();
@@ -84,8 +88,8 @@ function App() {
         {phase.kind === 'other-tab' && (
           <div class="notice warn" data-testid="wallet-other-tab">
             {t(
-              'The wallet is open in another tab. Use that tab, or close it and reload this one: only one tab may make codes.',
-              '钱包已在另一个标签页打开。请使用那个标签页，或关闭它后刷新本页：同一时间只能有一个标签页生成付款码。',
+              'The wallet is open in another tab. Use that tab, or close it and this one takes over: only one tab may make codes.',
+              '钱包已在另一个标签页打开。请使用那个标签页，或将其关闭，本页会自动接管：同一时间只能有一个标签页生成付款码。',
             )}
           </div>
         )}

@@ -56,6 +56,19 @@ export function takeWalletLock(): Promise<boolean> {
   });
 }
 
+/**
+ * For a tab that was told another one is active: waits in line for the wallet and, once the other
+ * tab closed, reloads so this one takes over (the lock it waited for goes with the old page).
+ */
+export function takeOverWhenFree(): void {
+  navigator.locks
+    ?.request(LOCK_NAME, () => {
+      location.reload();
+      return new Promise<never>(() => {});
+    })
+    .catch(() => undefined);
+}
+
 export interface Opened {
   readonly wallet: Wallet;
   readonly db: IDBDatabase;
