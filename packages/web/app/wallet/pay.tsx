@@ -99,13 +99,19 @@ export function PayView({ opened, onSignIn }: { opened: Opened; onSignIn: () => 
 
   // One clock for the countdown, the automatic refresh and the status figures.
   useEffect(() => {
-    const id = setInterval(() => setNow(Date.now()), TICK_MS);
-    return () => clearInterval(id);
+    const tick = (): void => setNow(Date.now());
+    const id = setInterval(tick, TICK_MS);
+    document.addEventListener('visibilitychange', tick);
+    return () => {
+      clearInterval(id);
+      document.removeEventListener('visibilitychange', tick);
+    };
   }, []);
   const canMake = status.canMakeCodes;
   const ageMs = shown === undefined ? Number.POSITIVE_INFINITY : Date.now() - shown.madeMs;
   useEffect(() => {
-    if (canMake && ageMs >= CODE_REFRESH_MS) void refresh();
+    // A hidden page makes no codes (each one spends a counter); it catches up when shown again.
+    if (canMake && ageMs >= CODE_REFRESH_MS && document.visibilityState === 'visible') void refresh();
     else if (!canMake && shown !== undefined) setShown(undefined);
   });
 
