@@ -318,6 +318,30 @@ describe.skipIf(!HAVE_CHROMIUM)('the wallet app in Chromium', () => {
     await snap(page, 'wallet-expired-zh');
     expect(errors).toEqual([]);
   }, 30_000);
+  it('says the device key is missing instead of guessing, and resets to a fresh sign-in', async () => {
+    await ctx.setOffline(false);
+    await page.evaluate(
+      () =>
+        new Promise<void>((resolve) => {
+          const req = indexedDB.open('duet-wallet');
+          req.onsuccess = () => {
+            const tx = req.result.transaction('keys', 'readwrite');
+            tx.objectStore('keys').delete('device');
+            tx.oncomplete = () => {
+              req.result.close();
+              resolve();
+            };
+          };
+        }),
+    );
+    await page.reload();
+    await page.getByTestId('wallet-reset').waitFor();
+    expect(await page.getByTestId('error').textContent()).toMatch(/设备密钥丢失|device key is missing/);
+    await snap(page, 'wallet-key-lost-zh');
+    await page.getByTestId('wallet-reset').click();
+    await page.getByTestId('wallet-login').waitFor();
+    expect(errors).toEqual([]);
+  }, 30_000);
 });
 
 /** The app's IndexedDB KeyVault and WalletStore held to the wallet core's contracts, inside Chromium. */

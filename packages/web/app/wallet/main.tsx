@@ -120,6 +120,7 @@ function Broken({ error }: { error: unknown }) {
         <button
           type="button"
           class="danger"
+          data-testid="wallet-reset"
           onClick={async () => {
             if (!confirm(t('Reset this wallet? You will sign in again.', '重置本钱包？之后需重新登录。'))) return;
             await wipeWallet(await openWalletDb());
