@@ -6,7 +6,8 @@
  */
 import { type Code, encodeUploadBatch, fen, GENESIS_HASH, makeCode, type Signer, signRecord, type TerminalRecord } from '@duet/protocol';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { ONLINE_WITHIN_S } from '../src/console.js';
+import { ONLINE_WITHIN_S, TerminalActivity } from '../src/console.js';
+import { ALL_MIGRATIONS } from '../src/platform.js';
 import { expectError, HttpPlatform, idemKey, ok, type Session, TestTerminal, unb64 } from './http-harness.js';
 import { databases, type TestDatabase } from './pg-harness.js';
 
@@ -299,8 +300,8 @@ function consoleSuite(d: TestDatabase): void {
       const status = ok<HolderStatus>(await p().get('/v1/holder/status', session));
       expect(status.devices).toEqual([expect.objectContaining({ id: a.holder.deviceId, status: 'lost' })]);
       expect(status.credentials).toEqual([expect.objectContaining({ serial: a.credential.serial, status: 'revoked' })]);
-      const again = await p().credentialReply(session, a.holder.deviceId);
-      expect(again.status).toBeGreaterThanOrEqual(400);
+      // The lost phone's device can no longer get a credential.
+      expectError(await p().credentialReply(session, a.holder.deviceId), 404, 'not_found');
       // Again: nothing changes, nothing is published.
       expect(ok(await p().post(`/v1/holders/${a.holder.id}/lost-card`, {}, admin))).toEqual({
         holderId: a.holder.id,
@@ -406,6 +407,37 @@ function consoleSuite(d: TestDatabase): void {
       ok(await j.sync(7));
       const t = (await dash()).terminals.find((x) => x.id === j.t.id);
       expect(t).toMatchObject({ reportedHead: 7, uploadedHead: null, waiting: 7 });
+    });
+  });
+
+  describe.skipIf(!d.available)(`terminal last seen (${d.name})`, () => {
+    it('is noted in memory, written only by a flush, never moved back, and written when stopped', async () => {
+      const db = await d.open();
+      await db.migrate(ALL_MIGRATIONS);
+      await db.run("INSERT INTO merchants (name, category, created_at) VALUES ('m', 'canteen', 0)");
+      const ids: number[] = [];
+      for (let i = 0; i < 2; i++) {
+        const r = await db.one(
+          "INSERT INTO terminals (merchant_id, scene, campus, location, status, created_at) VALUES (1, 'canteen', 1, 'x', 'active', 0) RETURNING id",
+        );
+        ids.push(Number(r?.id));
+      }
+      const [t1 = 0, t2 = 0] = ids;
+      const stored = async (id: number) => (await db.one('SELECT last_seen_at FROM terminals WHERE id = ?', [id]))?.last_seen_at;
+      const a = new TerminalActivity(db, { flushMs: 60_000 });
+      a.start();
+      a.seen(t1, 1_000);
+      a.seen(t1, 990);
+      expect(a.lastSeen(t1)).toBe(1_000);
+      expect(await stored(t1)).toBeNull();
+      await a.flush();
+      expect(await stored(t1)).toBe(1_000);
+      // Another process wrote a newer time: an older one noted here does not move it back.
+      await db.run('UPDATE terminals SET last_seen_at = ? WHERE id = ?', [2_000, t1]);
+      a.seen(t1, 1_500);
+      a.seen(t2, 1_600);
+      await a.stop();
+      expect([await stored(t1), await stored(t2)]).toEqual([2_000, 1_600]);
     });
   });
 
