@@ -121,6 +121,8 @@ describe.skipIf(!HAVE_CHROMIUM)('the wallet app in Chromium', () => {
     const body = decodeTrustList(Buffer.from(trust.trustList, 'base64'));
     await verifyCode(code, { trust: body, crypto, nowS: Math.floor(Date.now() / 1000), windowS: 120, skewS: 30 });
     expect(await page.getByTestId('wallet-limit').textContent()).toMatch(/¥/);
+    // Online, the figure is synced from the history by itself.
+    await expect.poll(() => page.getByTestId('wallet-limit').textContent()).toMatch(/last sync|截至上次同步/);
     expect(await page.getByTestId('wallet-expiry').textContent()).toMatch(/\d/);
     await snap(page, 'wallet-main-en');
     await setLang(page, 'zh');

@@ -12,6 +12,14 @@ import { setOfflineSpent } from './spent.js';
 
 const OFFLINE_KINDS = new Set(['offline_payment', 'loss_payment']);
 
+/** Keeps what the history says was spent offline since the current credential began (for "offline limit left"). */
+export function noteOfflineSpent(opened: Opened, rows: readonly HistoryRow[]): void {
+  const c = opened.wallet.status().credential;
+  if (c === undefined) return;
+  const spent = rows.filter((x) => OFFLINE_KINDS.has(x.kind) && x.time >= c.notBefore).reduce((a, x) => a + Math.max(0, -x.amountFen), 0);
+  setOfflineSpent(c.serial, spent);
+}
+
 function kindWords(kind: string): string {
   switch (kind) {
     case 'offline_payment':
@@ -46,13 +54,7 @@ export function HistoryView({ opened, onSignIn }: { opened: Opened; onSignIn: ()
       (r) => {
         setRows(r);
         setError(undefined);
-        const c = opened.wallet.status().credential;
-        if (c !== undefined) {
-          const spent = r
-            .filter((x) => OFFLINE_KINDS.has(x.kind) && x.time >= c.notBefore)
-            .reduce((a, x) => a + Math.max(0, -x.amountFen), 0);
-          setOfflineSpent(c.serial, spent);
-        }
+        noteOfflineSpent(opened, r);
       },
       (e: unknown) => {
         if (e instanceof PlatformCallError && e.status === 401) setNeedSignIn(true);

@@ -9,7 +9,8 @@ import { PlatformCallError } from '../shared/api.js';
 import { formatTime, t, words } from '../shared/i18n.js';
 import { ErrorBanner, useOnline, yuan } from '../shared/ui.js';
 import { drawQr } from './qr-canvas.js';
-import { type Opened, renew, session, why } from './session.js';
+import { noteOfflineSpent } from './history.js';
+import { history, type Opened, renew, session, why } from './session.js';
 import { offlineSpent } from './spent.js';
 
 /** A code is redrawn this often; terminals accept a code for a while longer (the freshness window). */
@@ -69,6 +70,19 @@ export function PayView({ opened, onSignIn }: { opened: Opened; onSignIn: () => 
   const canvas = useRef<HTMLCanvasElement>(null);
   const status = opened.wallet.status();
   const renewal = useRenewal(opened, status, online, () => setNow(Date.now()));
+  const serial = status.credential?.serial;
+  // The "offline limit left" figure follows the history whenever the page is online.
+  useEffect(() => {
+    const s = session.get();
+    if (!online || s === undefined || serial === undefined) return;
+    history(s).then(
+      (rows) => {
+        noteOfflineSpent(opened, rows);
+        setNow(Date.now());
+      },
+      () => undefined, // the figure then says it is not synced
+    );
+  }, [online, serial, opened]);
 
   const refresh = useCallback(async (): Promise<void> => {
     try {
