@@ -20,4 +20,4 @@ export * from './scene.js';
 export * from './suites.js';
 export * from './terminal-cert.js';
 export * from './trust-list.js';
-export { webCrypto } from './web.js';
+export { webCrypto, webCryptoNative, webCryptoSigner } from './web.js';

@@ -143,16 +143,59 @@ function ed25519Suite(subtle: SubtleCrypto): SuiteImpl {
   };
 }
 
-/** The provider for browsers and other WebCrypto runtimes. */
-export function webCrypto(c: Crypto = globalThis.crypto): CryptoProvider {
-  const suites: { readonly [S in SuiteName]: SuiteImpl } = {
-    p256: p256Suite(c.subtle),
-    ed25519: ed25519Suite(c.subtle),
-    sm2: sm2Suite(),
+/**
+ * A Signer over a WebCrypto key pair made elsewhere (a wallet's key kept as a non-extractable
+ * CryptoKey in IndexedDB): signs inside the browser's keystore and never exports the private key.
+ */
+export async function webCryptoSigner(
+  suite: 'p256' | 'ed25519',
+  pair: CryptoKeyPair,
+  subtle: SubtleCrypto = globalThis.crypto.subtle,
+): Promise<Signer> {
+  const raw = new Uint8Array(await subtle.exportKey('raw', pair.publicKey));
+  if (suite === 'ed25519') {
+    return {
+      suite,
+      publicKey: raw,
+      sign: async (m) => new Uint8Array(await subtle.sign({ name: 'Ed25519' }, pair.privateKey, ab(m))),
+      exportPrivateKey: async () => undefined,
+    };
+  }
+  return {
+    suite,
+    publicKey: compressPoint(raw),
+    sign: async (m) => normaliseP256Signature(new Uint8Array(await subtle.sign(ECDSA_SHA256, pair.privateKey, ab(m)))),
+    exportPrivateKey: async () => undefined,
   };
+}
+
+/** The provider for browsers and other WebCrypto runtimes: every suite, SM2 in pure JS. */
+export function webCrypto(c: Crypto = globalThis.crypto): CryptoProvider {
+  return provider(c, { p256: p256Suite(c.subtle), ed25519: ed25519Suite(c.subtle), sm2: sm2Suite() });
+}
+
+/**
+ * Only the suites WebCrypto holds natively (P-256, Ed25519), without the pure-JS SM2 code: for a
+ * page that only signs with its own P-256 or Ed25519 key (the wallet), whose bundle should stay
+ * small. Asking it for SM2 throws ProtocolError(unknown_suite).
+ */
+export function webCryptoNative(c: Crypto = globalThis.crypto): CryptoProvider {
+  const unsupported = (): never => {
+    throw new ProtocolError('unknown_suite', 'sm2 is not in the native WebCrypto provider');
+  };
+  return provider(c, { p256: p256Suite(c.subtle), ed25519: ed25519Suite(c.subtle), sm2: undefined }, unsupported);
+}
+
+function provider(
+  c: Crypto,
+  suites: { readonly [S in SuiteName]: SuiteImpl | undefined },
+  missing: (name: SuiteName) => never = () => {
+    throw new ProtocolError('unknown_suite', 'suite missing');
+  },
+): CryptoProvider {
   return {
     name: 'webcrypto',
-    suite: (name) => suites[name],
+    suite: (name) => suites[name] ?? missing(name),
     sha256: (data) => sha256(data),
     randomBytes: (n) => {
       const out = new Uint8Array(n);
