@@ -55,7 +55,10 @@ class PageJournal implements JournalStore {
                 ? Uint8Array.from((v as { __u8: number[] }).__u8)
                 : Object.fromEntries(Object.entries(v).map(([k, x]) => [k, dec(x)]))
               : v;
-        const w = window as unknown as { __stores?: Map<number, Record<string, (...a: unknown[]) => Promise<unknown>>>; __duetIdbJournal(n: string): unknown };
+        const w = window as unknown as {
+          __stores?: Map<number, Record<string, (...a: unknown[]) => Promise<unknown>>>;
+          __duetIdbJournal(n: string): unknown;
+        };
         w.__stores ??= new Map();
         let s = w.__stores.get(id);
         if (s === undefined) {

@@ -17,7 +17,13 @@ export function parseAmount(text: string, maxFen: number): AmountResult {
   const s = text.trim();
   if (s === '') return { ok: false, code: 'empty', en: 'Type the amount first', zh: '请先输入金额' };
   const m = /^(\d{1,7})(?:\.(\d*))?$/.exec(s);
-  if (m === null) return { ok: false, code: 'format', en: 'Not an amount: use digits and one point, like 12.50', zh: '金额格式不对：请用数字和一个小数点，如 12.50' };
+  if (m === null)
+    return {
+      ok: false,
+      code: 'format',
+      en: 'Not an amount: use digits and one point, like 12.50',
+      zh: '金额格式不对：请用数字和一个小数点，如 12.50',
+    };
   const frac = m[2] ?? '';
   if (frac.length > 2) return { ok: false, code: 'decimals', en: 'At most two decimals (fen)', zh: '最多两位小数（分）' };
   const fen = Number(m[1]) * 100 + Number(frac.padEnd(2, '0'));

@@ -150,7 +150,13 @@ export class PosEngine {
     };
     if (bytes !== undefined) {
       const r = decodeRecord(bytes);
-      shown = { ...shown, path: r.path === 'online' ? 'online' : 'offline', amount: r.amount, words: paidWords(r.amount), sequence: r.sequence };
+      shown = {
+        ...shown,
+        path: r.path === 'online' ? 'online' : 'offline',
+        amount: r.amount,
+        words: paidWords(r.amount),
+        sequence: r.sequence,
+      };
     }
     const decided: Payment = { phase: 'decided', shown };
     await this.journal.setUi(PAYMENT, decided);

@@ -143,8 +143,7 @@ function App() {
   else if (screen.kind === 'waiting') {
     const amount = screen.amount;
     body = <Waiting amount={amount} onScan={(text) => decide(text, amount)} onCancel={back} />;
-  }
-  else body = <Decision shown={screen.shown} onDone={back} />;
+  } else body = <Decision shown={screen.shown} onDone={back} />;
 
   return (
     <>
@@ -219,7 +218,12 @@ function Keypad({ maxFen, onCharge }: { maxFen: number; onCharge: (amount: Fen) 
       <div class="pos-amount" data-testid="pos-amount">
         ¥{text === '' ? '0' : text}
       </div>
-      <div class="pos-problem" role="alert" data-testid="pos-amount-error" data-code={problem === undefined ? '' : (problem as { code?: string }).code}>
+      <div
+        class="pos-problem"
+        role="alert"
+        data-testid="pos-amount-error"
+        data-code={problem === undefined ? '' : (problem as { code?: string }).code}
+      >
         {problem === undefined ? ' ' : words(problem)}
       </div>
       <div class="pos-keys">
