@@ -126,6 +126,11 @@ describe.skipIf(!HAVE_CHROMIUM)('the POS app in Chromium', () => {
     await snap(page, 'pos-keypad-en');
     await page.click(D('lang-switch'));
     await snap(page, 'pos-keypad-zh');
+    // The link opened again on an activated POS changes nothing and says so.
+    await page.goto(`${t.demo.url}/pos/?again#activate=ABCDE-ABCDE-ABCDE-ABCDE`);
+    await page.waitForSelector(D('pos-keypad'));
+    expect(await page.locator(D('error')).textContent()).toContain(`已激活为终端 #${terminalId}`);
+    expect(await page.evaluate(() => location.hash)).toBe('');
 
     // Typed activation: a wrong code is refused in words, a right one activates.
     const typed = await newPage();

@@ -25,7 +25,7 @@ type Screen =
   | { kind: 'activate' }
   | { kind: 'keypad' }
   | { kind: 'waiting'; amount: number }
-  | { kind: 'decided'; shown: Shown };
+  | { kind: 'decided'; shown: Shown; n?: number };
 
 function toScreen(p: Payment | undefined): Screen {
   if (p === undefined) return { kind: 'keypad' };
@@ -36,6 +36,9 @@ interface DuetPosWindow {
   __duetPosDecide?: (codeText: string, amountFen: number) => Promise<{ ms: number; accepted: boolean; reason: string }>;
   __duetIdbJournal?: (name: string) => IdbJournal;
 }
+
+/** Counts decisions shown, so each one gets its own screen and its own return timer. */
+let decisions = 0;
 
 function activationFromHash(): string | undefined {
   const m = /^#activate=([A-Za-z0-9-]{1,64})$/.exec(location.hash);
@@ -59,6 +62,7 @@ function App() {
       setEngine(e);
       const code = activationFromHash();
       if (code !== undefined) history.replaceState(null, '', location.pathname + location.search);
+      const wasActive = e.activated;
       if (!e.activated && code !== undefined) {
         setScreen({ kind: 'activate' });
         setBusy(true);
@@ -72,6 +76,14 @@ function App() {
       if (!e.activated) {
         setScreen({ kind: 'activate' });
         return;
+      }
+      if (code !== undefined && wasActive && e.terminalId !== undefined) {
+        setError(
+          t(
+            `This POS is already activated as terminal #${e.terminalId}; the activation link was not used.`,
+            `此收银台已激活为终端 #${e.terminalId}，未使用该激活链接。`,
+          ),
+        );
       }
       show(await e.recover());
     })().catch((err: unknown) => {
@@ -87,7 +99,7 @@ function App() {
     async (text: string, amount: number): Promise<Shown> => {
       if (engine === undefined) throw new Error('POS not ready');
       const shown = await engine.decide(text, amount);
-      setScreen({ kind: 'decided', shown });
+      setScreen({ kind: 'decided', shown, n: ++decisions });
       return shown;
     },
     [engine],
