@@ -96,8 +96,8 @@ describe.skipIf(!HAVE_CHROMIUM)('the POS app in Chromium', () => {
     return Number(row?.n ?? 0);
   }
 
-  it('activates from the link, refuses bad amounts in words (both languages), and by typed code', async () => {
-    const { page, terminalId, errors } = await activatedPos();
+  it('activates from the link, refuses bad amounts in words (both languages), lets one tab hold the terminal, and activates by typed code', async () => {
+    const { ctx, page, terminalId, errors } = await activatedPos();
     expect(await page.locator(D('pos-terminal')).textContent()).toContain(String(terminalId));
     const problem = page.locator(D('pos-amount-error'));
     await charge(page, []);
@@ -131,6 +131,14 @@ describe.skipIf(!HAVE_CHROMIUM)('the POS app in Chromium', () => {
     await page.waitForSelector(D('pos-keypad'));
     expect(await page.locator(D('error')).textContent()).toContain(`已激活为终端 #${terminalId}`);
     expect(await page.evaluate(() => location.hash)).toBe('');
+    // A second tab waits while the first holds the terminal, and takes over when it closes.
+    const second = await ctx.newPage();
+    await second.goto(`${t.demo.url}/pos/`);
+    await second.waitForSelector(D('pos-other-tab'));
+    expect(await second.locator(D('pos-keypad')).count()).toBe(0);
+    await page.close();
+    await second.waitForSelector(D('pos-keypad'));
+    expect(await second.locator(D('pos-terminal')).textContent()).toContain(String(terminalId));
 
     // Typed activation: a wrong code is refused in words, a right one activates.
     const typed = await newPage();

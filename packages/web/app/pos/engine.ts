@@ -77,7 +77,13 @@ export class PosEngine {
     readonly terminal: Terminal,
   ) {}
 
-  static async open(): Promise<PosEngine> {
+  /**
+   * Opens the terminal once this tab holds the POS lock: two tabs deciding on one journal would
+   * fight over its sequence (the journal would refuse the loser's records, so nothing is lost, but
+   * that tab could take no payment). `onBlocked` is called when another tab holds it.
+   */
+  static async open(onBlocked: () => void = () => undefined): Promise<PosEngine> {
+    await holdLock(onBlocked);
     const journal = new IdbJournal(JOURNAL_DB);
     const crypto = browserCrypto();
     const client = platformClient();
@@ -261,6 +267,24 @@ export class PosEngine {
     await this.uploader?.stop();
     await this.journal.close();
   }
+}
+
+/** Waits for the page-lifetime Web Lock of the POS (released when the tab closes or reloads). */
+function holdLock(onBlocked: () => void): Promise<void> {
+  const locks = (navigator as Navigator & { locks?: LockManager }).locks;
+  if (locks === undefined) return Promise.resolve();
+  return new Promise((resolve) => {
+    let granted = false;
+    const timer = setTimeout(() => {
+      if (!granted) onBlocked();
+    }, 1_500);
+    void locks.request('duet-pos-terminal', () => {
+      granted = true;
+      clearTimeout(timer);
+      resolve();
+      return new Promise<never>(() => undefined);
+    });
+  });
 }
 
 function nowS(): number {

@@ -21,6 +21,7 @@ const CAMERA_PREF = 'duet.pos.camera';
 
 type Screen =
   | { kind: 'loading' }
+  | { kind: 'blocked' }
   | { kind: 'failed'; error: string }
   | { kind: 'activate' }
   | { kind: 'keypad' }
@@ -57,7 +58,7 @@ function App() {
   useEffect(() => {
     let cancelled = false;
     (async () => {
-      const e = await PosEngine.open();
+      const e = await PosEngine.open(() => setScreen({ kind: 'blocked' }));
       if (cancelled) return;
       setEngine(e);
       const code = activationFromHash();
@@ -121,6 +122,15 @@ function App() {
 
   let body: preact.JSX.Element;
   if (screen.kind === 'loading') body = <p class="muted pos-center">{t('Opening the journal…', '正在打开交易日志…')}</p>;
+  else if (screen.kind === 'blocked')
+    body = (
+      <div class="card" data-testid="pos-other-tab">
+        {t(
+          'This POS is open in another tab or window. Close it there; this one takes over at once.',
+          '此收银台已在另一个标签页或窗口中打开。请关闭那一个，本页会立即接管。',
+        )}
+      </div>
+    );
   else if (screen.kind === 'failed')
     body = (
       <div class="error" role="alert" data-testid="pos-failed">
