@@ -39,6 +39,6 @@ export function parseAmount(text: string, maxFen: number): AmountResult {
 export function pressKey(text: string, key: string): string {
   if (key === 'clear') return '';
   if (key === 'back') return text.slice(0, -1);
-  const next = text === '0' && /^\d/.test(key) ? key : text + key;
+  const next = text === '0' && /^\d/.test(key) ? key : text === '' && key === '.' ? '0.' : text + key;
   return next.length > AMOUNT_TEXT_MAX ? text : next;
 }
