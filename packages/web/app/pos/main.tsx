@@ -385,6 +385,7 @@ function Decision({ shown, onDone }: { shown: Shown; onDone: () => void }) {
       data-accepted={String(shown.accepted)}
       data-reason={shown.reason}
       data-path={shown.path}
+      aria-live="assertive"
       onClick={onDone}
     >
       <span class="pos-mark">{shown.accepted ? '✓' : '✗'}</span>
@@ -397,6 +398,7 @@ function Decision({ shown, onDone }: { shown: Shown; onDone: () => void }) {
       </span>
       <span class="pos-small">
         {shown.path === 'online' ? t('decided online', '联机决定') : t('decided offline', '脱机决定')}
+        {!shown.accepted && ` · ${shown.reason}`}
         {shown.sequence !== undefined && ` · #${shown.sequence}`}
         {shown.recovered === true && ` · ${t('shown again after a reload', '重新载入后再次显示')}`}
       </span>
