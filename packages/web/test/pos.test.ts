@@ -331,6 +331,23 @@ describe.skipIf(!HAVE_CHROMIUM)('the POS app in Chromium', () => {
     expect(errors).toEqual([]);
   });
 
+  it('reads a code from a phone-sized screenshot through the camera, as the end-to-end test feeds the wallet page', async () => {
+    const phone = await wallet();
+    const text = (await phone.nextCode()).text;
+    const shot = await newPage();
+    await shot.page.setViewportSize({ width: 390, height: 844 });
+    await shot.page.setContent(
+      `<body style="margin:0;font-family:sans-serif;background:#f4f6f9"><header style="background:#162033;color:#fff;padding:12px">Duet 钱包</header>` +
+        `<p style="text-align:center">付款码 · Pay code</p><div style="text-align:center"><img src="${qrDataUrl(text, 2)}" ` +
+        `style="width:300px;image-rendering:pixelated"></div><p style="text-align:center">离线额度 ¥200.00</p></body>`,
+    );
+    const png = await shot.page.screenshot();
+    const { page } = await activatedPos(fakeCameraScript(`data:image/png;base64,${png.toString('base64')}`));
+    await charge(page, ['9']);
+    await page.click(D('pos-camera'));
+    expect(await decision(page)).toMatchObject({ accepted: 'true', reason: 'accepted' });
+  });
+
   it('refuses a wallet whose credential has expired, in words', async () => {
     const { ctx, page } = await activatedPos();
     const phone = await wallet();
