@@ -14,6 +14,7 @@ import { parseAmount, pressKey } from './amount.js';
 import { type Payment, PosEngine, type QueueState, type Shown } from './engine.js';
 import { IdbJournal } from './idb-journal.js';
 import { listenWedge, startCamera } from './scanner.js';
+import { armSound, decisionSound } from './sound.js';
 
 /** How long a decision stays up before the keypad comes back (a tap returns at once). */
 const DECISION_SHOW_MS = 5_000;
@@ -100,6 +101,7 @@ function App() {
     async (text: string, amount: number): Promise<Shown> => {
       if (engine === undefined) throw new Error('POS not ready');
       const shown = await engine.decide(text, amount);
+      decisionSound(shown.accepted);
       setScreen({ kind: 'decided', shown, n: ++decisions });
       return shown;
     },
@@ -228,6 +230,7 @@ function Keypad({ maxFen, onCharge }: { maxFen: number; onCharge: (amount: Fen) 
     setText((x) => pressKey(x, key));
   };
   const charge = (): void => {
+    armSound();
     const r = parseAmount(text, maxFen);
     if (!r.ok) {
       setProblem(r);
