@@ -99,6 +99,7 @@ describe.skipIf(!HAVE_CHROMIUM)('the POS app in Chromium', () => {
   it('activates from the link, refuses bad amounts in words (both languages), lets one tab hold the terminal, and activates by typed code', async () => {
     const { ctx, page, terminalId, errors } = await activatedPos();
     expect(await page.locator(D('pos-terminal')).textContent()).toContain(String(terminalId));
+    expect(await page.locator(D('pos-lists')).getAttribute('data-stale')).toBe('false');
     const problem = page.locator(D('pos-amount-error'));
     await charge(page, []);
     expect(await problem.getAttribute('data-code')).toBe('empty');
@@ -362,5 +363,8 @@ describe.skipIf(!HAVE_CHROMIUM)('the POS app in Chromium', () => {
     expect(d.text).toContain('凭证已过期');
     expect(d.text).toContain('Credential expired');
     await snap(page, 'pos-red-expired-zh');
+    // With the clock 73 h on and no network, the lists are shown as out of date too.
+    await page.waitForSelector(`${D('pos-lists')}[data-stale="true"]`);
+    expect(await page.locator(D('pos-lists')).textContent()).toContain('已过期');
   });
 });

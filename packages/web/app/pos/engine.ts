@@ -47,6 +47,8 @@ export interface QueueState {
   readonly nextRetryAt: number | undefined;
   readonly lastSyncS: number;
   readonly syncError: string | undefined;
+  /** The deny list held: its version, when it was issued, and whether it is past the policy's age limit. */
+  readonly lists: { readonly version: number; readonly issuedS: number; readonly stale: boolean };
 }
 
 const PAYMENT = 'payment';
@@ -212,7 +214,17 @@ export class PosEngine {
       nextRetryAt: s?.nextRetryAt,
       lastSyncS: this.terminal.state.snapshot.lastSyncS,
       syncError: this.syncError,
+      lists: this.lists(),
     };
+  }
+
+  private lists(): QueueState['lists'] {
+    const s = this.terminal.state.snapshot;
+    const issuedS = s.deny.issuedAt;
+    const maxAge = s.policy?.maxListAgeS;
+    const now = nowS();
+    const stale = s.deny.version === 0 || (maxAge !== undefined && now - issuedS > maxAge) || now >= s.deny.expiresAt;
+    return { version: s.deny.version, issuedS, stale };
   }
 
   /** Lists now and an upload now (cutting any backoff short). Failures are shown, never thrown. */

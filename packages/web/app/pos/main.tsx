@@ -438,6 +438,12 @@ function Queue({ engine }: { engine: PosEngine }) {
       )}
       {online && q.syncError !== undefined && <span class="muted">{q.syncError}</span>}
       <span class="spacer" />
+      <span class={q.lists.stale ? 'badge bad' : 'muted'} data-testid="pos-lists" data-stale={String(q.lists.stale)}>
+        {q.lists.version === 0
+          ? t('No deny list yet', '尚无黑名单')
+          : t(`Lists v${q.lists.version} of ${formatTime(q.lists.issuedS)}`, `名单 v${q.lists.version}（${formatTime(q.lists.issuedS)}）`)}
+        {q.lists.stale && t(': out of date, connect to sync', '：已过期，请联网同步')}
+      </span>
       {q.lastSyncS > 0 && (
         <span class="muted" data-testid="pos-last-sync">
           {t('Last sync', '上次同步')} {formatTime(q.lastSyncS)}
