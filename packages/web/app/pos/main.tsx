@@ -393,6 +393,7 @@ function Decision({ shown, onDone }: { shown: Shown; onDone: () => void }) {
     >
       <span class="pos-mark">{shown.accepted ? '✓' : '✗'}</span>
       <span class="pos-big">{shown.accepted ? yuan(shown.amount) : t('Not paid', '未收款')}</span>
+      {!shown.accepted && <span class="pos-small">{yuan(shown.amount)}</span>}
       <span class="pos-words" lang="zh-CN">
         {w.zh}
       </span>
