@@ -296,6 +296,8 @@ describe.skipIf(!HAVE_CHROMIUM)('the POS app in Chromium', () => {
     await page.waitForSelector(D('pos-waiting'));
     await page.keyboard.type('hello there', { delay: 120 });
     await page.keyboard.press('Enter');
+    await page.keyboard.type('a quick typist', { delay: 70 });
+    await page.keyboard.press('Enter');
     await page.waitForTimeout(400);
     expect(await page.locator(D('pos-decision')).count()).toBe(0);
     await page.keyboard.type((await phone.nextCode()).text, { delay: 0 });

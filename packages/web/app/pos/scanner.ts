@@ -7,25 +7,33 @@ import decodeQR from 'qr/decode.js';
 
 /** A wedge burst: at least this many characters… */
 export const WEDGE_MIN_CHARS = 8;
-/** …with no gap between keystrokes longer than this (people type at 100 ms or more per key). */
-export const WEDGE_MAX_GAP_MS = 35;
+/** …typed at most this many milliseconds per key on average (people take 100 ms or more)… */
+export const WEDGE_MEAN_GAP_MS = 35;
+/** …and with no single pause longer than this (a busy machine may delay a key or two). */
+export const WEDGE_MAX_GAP_MS = 200;
 /** Longest text taken from any scanner; anything longer is cut off here and refused by the core. */
 export const SCAN_TEXT_MAX = 4096;
 
 /** Listens for wedge bursts on the document while active; ignores typing into fields. Returns a stop function. */
 export function listenWedge(onScan: (text: string) => void): () => void {
   let buffer = '';
+  let first = 0;
   let last = 0;
   const onKey = (ev: KeyboardEvent): void => {
     const target = ev.target as HTMLElement | null;
     if (target !== null && (target.tagName === 'INPUT' || target.tagName === 'TEXTAREA')) return;
     const now = performance.now();
-    if (now - last > WEDGE_MAX_GAP_MS) buffer = '';
+    if (now - last > WEDGE_MAX_GAP_MS) {
+      buffer = '';
+      first = now;
+    }
     last = now;
     if (ev.key === 'Enter') {
       const text = buffer;
       buffer = '';
-      if (text.length >= WEDGE_MIN_CHARS) {
+      last = 0; // the next key starts a new burst
+      const meanGap = (now - first) / Math.max(1, text.length);
+      if (text.length >= WEDGE_MIN_CHARS && meanGap <= WEDGE_MEAN_GAP_MS) {
         ev.preventDefault();
         onScan(text.slice(0, SCAN_TEXT_MAX));
       }
