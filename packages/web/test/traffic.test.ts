@@ -1,0 +1,135 @@
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, describe, expect, it } from 'vitest';
+import { type Demo, startDemo } from '../src/demo.js';
+import { defaultTrafficTerminals, type TrafficOptions } from '../src/traffic.js';
+
+/** A campus at a hundred times the tempo: a payment every ~0.1 s, syncs and uploads every ~0.5 s. */
+const FAST: TrafficOptions = {
+  paymentEveryMs: { min: 40, max: 100 },
+  syncEveryMs: { min: 250, max: 450 },
+  uploadEveryMs: { min: 300, max: 600 },
+  offlineMs: { min: 700, max: 1_200 },
+  offlineChance: 0.25,
+  backlogMs: { min: 150, max: 300 },
+  replayEvery: 10,
+  wallets: 6,
+  seed: 7,
+};
+
+async function until<T>(what: string, fn: () => Promise<T | undefined>, timeoutMs: number): Promise<T> {
+  const end = Date.now() + timeoutMs;
+  for (;;) {
+    const v = await fn();
+    if (v !== undefined) return v;
+    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 100));
+  }
+}
+
+describe('campus traffic on the demo', () => {
+  const dir = mkdtempSync(join(tmpdir(), 'duet-traffic-'));
+  let demo: Demo | undefined;
+  const logged: string[] = [];
+  const options: TrafficOptions = { ...FAST, log: (line) => logged.push(line) };
+  afterAll(async () => {
+    await demo?.close();
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  it('the campus is the one of the issue: two canteens of six windows, a shop, a bus, a gate, credit lines and arrears', async () => {
+    demo = await startDemo({ dataDir: dir, port: 0, holders: 50, clearingIntervalMs: 300 });
+    const count = (scene: string) => demo?.terminals.filter((t) => t.scene === scene).length;
+    expect([count('canteen'), count('shop'), count('bus'), count('gate')]).toEqual([12, 2, 2, 1]);
+    expect(new Set(demo.terminals.filter((t) => t.scene === 'canteen').map((t) => t.merchantId)).size).toBe(2);
+    const db = demo.platform.ctx.db;
+    const money = await db.one(
+      `SELECT
+         (SELECT COUNT(*) FROM holders) AS holders,
+         (SELECT COUNT(DISTINCT holder_id) FROM credit_lines WHERE credit_limit > 0) AS credit,
+         (SELECT COUNT(*) FROM arrears_cases) AS arrears`,
+      [],
+    );
+    expect(Number(money?.holders)).toBe(50);
+    expect(Number(money?.credit)).toBeGreaterThan(0);
+    expect(Number(money?.arrears)).toBeGreaterThan(0);
+    expect(demo.traffic).toBeUndefined();
+    await demo.close();
+    demo = undefined;
+  });
+
+  it('pays offline at several terminals, uploads after offline spells, clears and flags a replay', async () => {
+    demo = await startDemo({ dataDir: dir, port: 0, holders: 50, clearingIntervalMs: 300, traffic: options });
+    const traffic = demo.traffic;
+    if (traffic === undefined) throw new Error(`no traffic: ${logged.join('; ')}`);
+    const taken = defaultTrafficTerminals(demo.terminals);
+    expect(traffic.terminals).toEqual(taken);
+    expect(taken.length).toBe(8);
+    expect(traffic.holders).toEqual([2026000030, 2026000031, 2026000032, 2026000033, 2026000034, 2026000035]);
+    expect(traffic.stats().activated).toBe(8);
+    expect(traffic.stats().enrolled).toBe(6);
+    // The windows people use keep their activation codes; the traffic's own have none to print.
+    const waiting = demo.terminals.filter((t) => t.activationCode !== undefined).map((t) => t.id);
+    expect(waiting.length).toBe(9);
+    expect(waiting.some((id) => taken.includes(id))).toBe(false);
+    expect(demo.terminals.filter((t) => t.scene === 'gate').every((t) => t.activationCode !== undefined)).toBe(true);
+    expect(demo.terminals.filter((t) => t.scene === 'canteen' && t.activationCode !== undefined).length).toBe(6);
+
+    const db = demo.platform.ctx.db;
+    const seen = await until(
+      'records from several terminals, cleared, and a replay flag',
+      async () => {
+        const r = await db.one(
+          `SELECT
+             (SELECT COUNT(DISTINCT terminal_id) FROM records) AS terminals,
+             (SELECT COUNT(*) FROM records WHERE cleared <> 'pending') AS cleared,
+             (SELECT COUNT(*) FROM clearing_flags WHERE reason = 'replay') AS replays`,
+          [],
+        );
+        return Number(r?.terminals) >= 4 && Number(r?.cleared) >= 10 && Number(r?.replays) >= 1 ? r : undefined;
+      },
+      12_000,
+    );
+    expect(Number(seen.terminals)).toBeGreaterThanOrEqual(4);
+    const s = traffic.stats();
+    expect(s.payments).toBeGreaterThan(10);
+    expect(s.replays).toBeGreaterThanOrEqual(1);
+    expect(s.offlineSpells).toBeGreaterThanOrEqual(1);
+    expect(logged.filter((l) => !l.includes('replayed a code'))).toEqual([]);
+    expect(s.errors).toBe(0);
+    // Still waiting for people, on the platform too.
+    const pending = await db.all("SELECT id FROM terminals WHERE status = 'pending' ORDER BY id", []);
+    expect(pending.map((r) => Number(r.id))).toEqual(waiting);
+    await demo.close();
+    demo = undefined;
+  }, 20_000);
+
+  it('a restart continues with the same terminals and wallets, activating and enrolling nothing again', async () => {
+    demo = await startDemo({ dataDir: dir, port: 0, holders: 50, clearingIntervalMs: 300, traffic: options });
+    const db = demo.platform.ctx.db;
+    const before = Number((await db.one('SELECT COUNT(*) AS n FROM records', []))?.n);
+    const devices = Number((await db.one('SELECT COUNT(*) AS n FROM devices', []))?.n);
+    const traffic = demo.traffic;
+    if (traffic === undefined) throw new Error(`no traffic: ${logged.join('; ')}`);
+    expect(traffic.terminals.length).toBe(8);
+    expect(traffic.holders.length).toBe(6);
+    expect(traffic.stats().activated).toBe(0);
+    expect(traffic.stats().enrolled).toBe(0);
+    await until(
+      'more uploaded records',
+      async () => (Number((await db.one('SELECT COUNT(*) AS n FROM records', []))?.n) >= before + 10 ? true : undefined),
+      8_000,
+    );
+    expect(traffic.stats().errors).toBe(0);
+    expect(Number((await db.one('SELECT COUNT(*) AS n FROM devices', []))?.n)).toBe(devices);
+    expect(demo.terminals.filter((t) => t.activationCode !== undefined).length).toBe(9);
+    await traffic.stop();
+    const paid = traffic.stats().payments;
+    await new Promise((r) => setTimeout(r, 300));
+    expect(traffic.stats().payments).toBe(paid);
+    await traffic.stop();
+    await demo.close();
+    demo = undefined;
+  }, 20_000);
+});
