@@ -16,11 +16,13 @@
  *   key with proof, credential) and kept under `<dataDir>/traffic/wallet-<holder>/`.
  * - Payments: every 2–5 s (by default) a holder pays at one of the terminals, offline, an amount
  *   fit for the place (a canteen meal, a shop basket, a bus fare).
- * - Connectivity: a terminal syncs its lists every ~15 s and uploads every ~30 s; now and then it
- *   goes through an offline spell of one to two minutes (no calls at all: the console shows it
- *   offline), then syncs first and uploads a little later, so its records are seen waiting.
- * - Replays: every ~60 payments a code just used is shown again at another terminal, which cannot
- *   know; clearing catches it and raises a replay flag.
+ * - Connectivity: a terminal syncs its lists every ~15 s and uploads every ~30 s, so a few records
+ *   are usually waiting; now and then (at most a third of them at once) one goes through an offline
+ *   spell of 2.5 to 5 minutes with no calls at all (the console calls a terminal offline after two
+ *   minutes of silence) while it goes on taking payments, then syncs first, reporting its journal
+ *   head, and uploads 10 to 25 s later, so its backlog is seen waiting before it clears.
+ * - Replays: every ~100 payments (~6 min) a code just used is shown again at another terminal,
+ *   which cannot know; clearing catches it and raises a replay flag (an alert on the console).
  * - Renewals and top-ups: when a terminal refuses a code for its offline limits or a deny list,
  *   the wallet renews its credential; when the platform will not issue one (the holder's money ran
  *   out or went into arrears), the cashier (the demo's `admin`) tops the holder up first.
@@ -67,13 +69,16 @@ export interface TrafficOptions {
   readonly syncEveryMs?: MsRange;
   /** Time between uploads of a connected terminal; default 20–40 s. */
   readonly uploadEveryMs?: MsRange;
-  /** Length of an offline spell; default 60–120 s. */
+  /**
+   * Length of an offline spell; default 2.5–5 min, since the console calls a terminal offline once
+   * it has not been heard from for two minutes.
+   */
   readonly offlineMs?: MsRange;
   /** Chance that a terminal goes offline at one of its syncs (0 to 1); default 0.06. */
   readonly offlineChance?: number;
   /** After an offline spell, how long the terminal waits after its first sync before uploading; default 10–25 s. */
   readonly backlogMs?: MsRange;
-  /** A replay attempt about every N payments (0 = never); default 60. */
+  /** A replay attempt about every N payments (0 = never); default 100 (one every ~6 min). */
   readonly replayEvery?: number;
   /** Where to say what went wrong (never thrown); default nowhere. */
   readonly log?: (line: string) => void;
@@ -100,6 +105,8 @@ export interface TrafficTerminalStatus {
   readonly id: number;
   readonly scene: Scene;
   readonly online: boolean;
+  /** The platform refused it (revoked): the traffic no longer uses it. */
+  readonly retired: boolean;
   readonly head: number;
   readonly acked: number;
 }
@@ -128,10 +135,10 @@ export const TRAFFIC_DEFAULTS = {
   wallets: 12,
   syncEveryMs: { min: 12_000, max: 18_000 },
   uploadEveryMs: { min: 20_000, max: 40_000 },
-  offlineMs: { min: 60_000, max: 120_000 },
+  offlineMs: { min: 150_000, max: 300_000 },
   offlineChance: 0.06,
   backlogMs: { min: 10_000, max: 25_000 },
-  replayEvery: 60,
+  replayEvery: 100,
 } as const;
 
 /** The holder with a password the traffic starts from, so 1..29 stay free for people. */
@@ -139,6 +146,8 @@ const FIRST_TRAFFIC_OFFSET = 29;
 const WALLETS_MAX = 20;
 /** A wallet renews at most this often (a credential refused for limits asks for a new one). */
 const RENEW_GAP_MS = 5_000;
+/** After a renewal failed (a holder blocked from the console, say), the wallet waits this long. */
+const RENEW_RETRY_MS = 60_000;
 /** Cashier top-up when the platform will not issue a credential: 200–500 yuan. */
 const TOPUP_FEN = { min: 20_000, max: 50_000 };
 /**
@@ -169,6 +178,8 @@ interface SimTerminal {
   nextSync: number;
   nextUpload: number;
   offlineUntil: number;
+  /** The platform refused it (revoked from the console): the traffic leaves it alone. */
+  retired: boolean;
   lastSync: number;
   lastUpload: number;
 }
@@ -325,6 +336,7 @@ export async function startTraffic(demo: TrafficDemo, o: TrafficOptions = {}): P
         nextSync: now + between(syncEvery),
         nextUpload: now + between(uploadEvery),
         offlineUntil: 0,
+        retired: false,
         lastSync: 0,
         lastUpload: 0,
       });
@@ -402,11 +414,20 @@ export async function startTraffic(demo: TrafficDemo, o: TrafficOptions = {}): P
 
   const pay = async (): Promise<void> => {
     const live = wallets.filter((w) => !w.renewDue);
-    const term = terminals[Math.floor(random() * terminals.length)];
+    const open = terminals.filter((s) => !s.retired);
+    const term = open[Math.floor(random() * open.length)];
     const w = live[Math.floor(random() * live.length)];
     if (term === undefined || w === undefined) return;
+    if (w.wallet.status().needsRenewal) {
+      // Its credential nears its end (or has ended): renew before the next payment.
+      w.renewDue = true;
+      return;
+    }
     sinceReplay++;
-    const replay = replayEvery > 0 && sinceReplay >= replayEvery ? recent.find((r) => r.terminal !== term.id) : undefined;
+    const replay =
+      replayEvery > 0 && sinceReplay >= replayEvery
+        ? recent.find((r) => r.terminal !== term.id && Date.now() - r.at < REPLAY_CODE_AGE_MS)
+        : undefined;
     if (replay !== undefined) {
       sinceReplay = 0;
       recent.splice(recent.indexOf(replay), 1);
@@ -415,7 +436,13 @@ export async function startTraffic(demo: TrafficDemo, o: TrafficOptions = {}): P
       log(`traffic: replayed a code of terminal ${replay.terminal} at terminal ${term.id}: ${d.accepted ? 'accepted offline' : d.reason}`);
       return;
     }
-    const code = await w.wallet.nextCode();
+    let code: Awaited<ReturnType<Wallet['nextCode']>>;
+    try {
+      code = await w.wallet.nextCode();
+    } catch (e) {
+      w.renewDue = true;
+      throw e;
+    }
     const d: Decision = await term.t.pay(amountFor(term.scene, random), code.text);
     if (d.accepted) {
       stats.payments++;
@@ -437,6 +464,15 @@ export async function startTraffic(demo: TrafficDemo, o: TrafficOptions = {}): P
     stats.uploadedRecords += uploaded;
   };
 
+  /** A failed terminal call: logged; a terminal the platform no longer accepts is left alone from now on. */
+  const refused = (s: SimTerminal, e: unknown, what: string): void => {
+    fail(`terminal ${s.id} ${what}`, e);
+    if (e instanceof PlatformCallError && (e.status === 401 || e.status === 403)) {
+      s.retired = true;
+      log(`traffic: terminal ${s.id} is refused by the platform (revoked?): the traffic leaves it`);
+    }
+  };
+
   const step = async (): Promise<number> => {
     const now = Date.now();
     // Renewals first: a wallet that was refused should not wait behind payments.
@@ -447,12 +483,13 @@ export async function startTraffic(demo: TrafficDemo, o: TrafficOptions = {}): P
         await renew(w.wallet, w.holderId);
         w.renewDue = false;
       } catch (e) {
+        w.lastRenew = now + RENEW_RETRY_MS;
         fail(`renewal of holder ${w.holderId}`, e);
       }
       return Date.now();
     }
     for (const s of terminals) {
-      if (s.offlineUntil > now) continue;
+      if (s.retired || s.offlineUntil > now) continue;
       if (s.offlineUntil > 0) {
         // Back from an offline spell: lists first (the console sees the records waiting), upload later.
         s.offlineUntil = 0;
@@ -463,6 +500,7 @@ export async function startTraffic(demo: TrafficDemo, o: TrafficOptions = {}): P
         s.nextSync = now + Math.max(between(syncEvery), SAME_CALL_GAP_MS);
         // Count only when not already offline: a live terminal now and then drops off.
         const busy = terminals.filter((x) => x.offlineUntil > now).length;
+        // At most about a third of the terminals are offline at once.
         if (random() < offlineChance && busy * 3 < terminals.length) {
           s.offlineUntil = now + between(offlineMs);
           stats.offlineSpells++;
@@ -472,7 +510,7 @@ export async function startTraffic(demo: TrafficDemo, o: TrafficOptions = {}): P
         try {
           await sync(s);
         } catch (e) {
-          fail(`terminal ${s.id} list sync`, e);
+          refused(s, e, 'list sync');
         }
         return Date.now();
       }
@@ -482,7 +520,7 @@ export async function startTraffic(demo: TrafficDemo, o: TrafficOptions = {}): P
         try {
           await send(s);
         } catch (e) {
-          fail(`terminal ${s.id} upload`, e);
+          refused(s, e, 'upload');
         }
         return Date.now();
       }
@@ -498,7 +536,8 @@ export async function startTraffic(demo: TrafficDemo, o: TrafficOptions = {}): P
     }
     // Nothing due: sleep until the next thing is.
     let next = nextPayment;
-    for (const s of terminals) next = Math.min(next, s.offlineUntil > now ? s.offlineUntil : Math.min(s.nextSync, s.nextUpload));
+    for (const s of terminals)
+      if (!s.retired) next = Math.min(next, s.offlineUntil > now ? s.offlineUntil : Math.min(s.nextSync, s.nextUpload));
     for (const w of wallets) if (w.renewDue) next = Math.min(next, w.lastRenew + RENEW_GAP_MS);
     return next;
   };
@@ -537,7 +576,8 @@ export async function startTraffic(demo: TrafficDemo, o: TrafficOptions = {}): P
       terminals.map((s) => ({
         id: s.id,
         scene: s.scene,
-        online: !(s.offlineUntil > Date.now()),
+        online: !s.retired && !(s.offlineUntil > Date.now()),
+        retired: s.retired,
         head: s.t.headSequence,
         acked: s.t.ackedSequence,
       })),

@@ -18,6 +18,9 @@ const FAST: TrafficOptions = {
   seed: 7,
 };
 
+/** Enough holders with a password for the traffic's six (the 30th on). */
+const HOLDERS = 36;
+
 async function until<T>(what: string, fn: () => Promise<T | undefined>, timeoutMs: number): Promise<T> {
   const end = Date.now() + timeoutMs;
   for (;;) {
@@ -38,29 +41,25 @@ describe('campus traffic on the demo', () => {
     rmSync(dir, { recursive: true, force: true });
   });
 
-  it('the campus is the one of the issue: two canteens of six windows, a shop, a bus, a gate, credit lines and arrears', async () => {
-    demo = await startDemo({ dataDir: dir, port: 0, holders: 50, clearingIntervalMs: 300 });
+  it('starts on the campus of the issue: two canteens of six windows, a shop, a bus, a gate, credit lines and arrears', async () => {
+    demo = await startDemo({ dataDir: dir, port: 0, holders: HOLDERS, clearingIntervalMs: 300, traffic: options });
     const count = (scene: string) => demo?.terminals.filter((t) => t.scene === scene).length;
     expect([count('canteen'), count('shop'), count('bus'), count('gate')]).toEqual([12, 2, 2, 1]);
     expect(new Set(demo.terminals.filter((t) => t.scene === 'canteen').map((t) => t.merchantId)).size).toBe(2);
-    const db = demo.platform.ctx.db;
-    const money = await db.one(
+    const money = await demo.platform.ctx.db.one(
       `SELECT
          (SELECT COUNT(*) FROM holders) AS holders,
          (SELECT COUNT(DISTINCT holder_id) FROM credit_lines WHERE credit_limit > 0) AS credit,
          (SELECT COUNT(*) FROM arrears_cases) AS arrears`,
       [],
     );
-    expect(Number(money?.holders)).toBe(50);
+    expect(Number(money?.holders)).toBe(HOLDERS);
     expect(Number(money?.credit)).toBeGreaterThan(0);
     expect(Number(money?.arrears)).toBeGreaterThan(0);
-    expect(demo.traffic).toBeUndefined();
-    await demo.close();
-    demo = undefined;
   });
 
   it('pays offline at several terminals, uploads after offline spells, clears and flags a replay', async () => {
-    demo = await startDemo({ dataDir: dir, port: 0, holders: 50, clearingIntervalMs: 300, traffic: options });
+    if (demo === undefined) throw new Error('no demo');
     const traffic = demo.traffic;
     if (traffic === undefined) throw new Error(`no traffic: ${logged.join('; ')}`);
     const taken = defaultTrafficTerminals(demo.terminals);
@@ -106,7 +105,7 @@ describe('campus traffic on the demo', () => {
   }, 20_000);
 
   it('a restart continues with the same terminals and wallets, activating and enrolling nothing again', async () => {
-    demo = await startDemo({ dataDir: dir, port: 0, holders: 50, clearingIntervalMs: 300, traffic: options });
+    demo = await startDemo({ dataDir: dir, port: 0, holders: HOLDERS, clearingIntervalMs: 300, traffic: options });
     const db = demo.platform.ctx.db;
     const before = Number((await db.one('SELECT COUNT(*) AS n FROM records', []))?.n);
     const devices = Number((await db.one('SELECT COUNT(*) AS n FROM devices', []))?.n);
@@ -124,6 +123,32 @@ describe('campus traffic on the demo', () => {
     expect(traffic.stats().errors).toBe(0);
     expect(Number((await db.one('SELECT COUNT(*) AS n FROM devices', []))?.n)).toBe(devices);
     expect(demo.terminals.filter((t) => t.activationCode !== undefined).length).toBe(9);
+
+    // An operator revokes one of the traffic's terminals: it is left alone, the rest goes on.
+    const gone = traffic.terminals[0] ?? 0;
+    const login = await fetch(`${demo.url}/v1/staff/login`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ username: 'admin', password: demo.password }),
+    });
+    const { token } = (await login.json()) as { token: string };
+    const revoke = await fetch(`${demo.url}/v1/terminals/${gone}/revoke`, {
+      method: 'POST',
+      headers: { authorization: `Bearer ${token}` },
+    });
+    expect(revoke.status).toBe(200);
+    await until(
+      'the revoked terminal left alone',
+      async () => (traffic.status().find((x) => x.id === gone)?.retired ? true : undefined),
+      5_000,
+    );
+    const errors = traffic.stats().errors;
+    const payments = traffic.stats().payments;
+    await new Promise((r) => setTimeout(r, 1_500));
+    expect(traffic.stats().errors).toBe(errors);
+    expect(traffic.stats().payments).toBeGreaterThan(payments);
+    expect(logged.some((l) => l.includes(`terminal ${gone} is refused`))).toBe(true);
+
     await traffic.stop();
     const paid = traffic.stats().payments;
     await new Promise((r) => setTimeout(r, 300));
