@@ -168,6 +168,8 @@ const LIMIT_REASONS = new Set([
   'holder_denied',
   'credential_expired',
   'credential_not_yet_valid',
+  // A credential of an issuer key the terminals no longer trust (a key rotation, a campus made again).
+  'issuer_unknown',
 ]);
 
 interface SimTerminal {
@@ -386,6 +388,9 @@ export async function startTraffic(demo: TrafficDemo, o: TrafficOptions = {}): P
           continue;
         }
         throw e;
+      } finally {
+        // One sign-in per renewal, ended at once: the session list stays short.
+        await client.call('POST', '/v1/logout', { token: session.token }).catch(() => undefined);
       }
     }
   };

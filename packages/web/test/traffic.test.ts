@@ -56,7 +56,7 @@ describe('campus traffic on the demo', () => {
     expect(Number(money?.holders)).toBe(HOLDERS);
     expect(Number(money?.credit)).toBeGreaterThan(0);
     expect(Number(money?.arrears)).toBeGreaterThan(0);
-  });
+  }, 30_000);
 
   it('pays offline at several terminals, uploads after offline spells, clears and flags a replay', async () => {
     if (demo === undefined) throw new Error('no demo');
