@@ -148,8 +148,13 @@ const WALLETS_MAX = 20;
 const RENEW_GAP_MS = 5_000;
 /** After a renewal failed (a holder blocked from the console, say), the wallet waits this long. */
 const RENEW_RETRY_MS = 60_000;
-/** Cashier top-up when the platform will not issue a credential: 200–500 yuan. */
-const TOPUP_FEN = { min: 20_000, max: 50_000 };
+/**
+ * A holder tops up at the cashier before a renewal when less than this is left (cleared money
+ * only: payments still on their way are not in it), so the traffic seldom runs anyone into arrears.
+ */
+const LOW_BALANCE_FEN = 30_000;
+/** What a top-up brings: 300–600 yuan. */
+const TOPUP_FEN = { min: 30_000, max: 60_000 };
 /**
  * The platform refuses a signed request it has already seen, and a request is signed to the
  * second: the same terminal call twice within a second (a fast tempo) would be refused.
@@ -191,6 +196,8 @@ interface SimWallet {
   readonly wallet: Wallet;
   renewDue: boolean;
   lastRenew: number;
+  /** Spent with the current credential, across all terminals; at its offline total, the holder renews. */
+  spent: number;
 }
 
 function checkRange(r: MsRange, what: string): MsRange {
@@ -367,12 +374,19 @@ export async function startTraffic(demo: TrafficDemo, o: TrafficOptions = {}): P
     stats.topUps++;
   };
 
-  /** A new credential; tops the holder up when the platform will not issue one for lack of money. */
+  /**
+   * A new credential, as a sensible holder gets one: a look at the balance first and a top-up at the
+   * cashier when it runs low (or when the platform will not issue a credential for lack of money).
+   */
   const renew = async (w: Wallet, holderId: number): Promise<void> => {
     const label = 'campus traffic (demo)';
     for (let attempt = 0; ; attempt++) {
       const session = await holderLogin(client, holderId, demo.password);
       try {
+        if (attempt === 0) {
+          const money = await client.call('GET', '/v1/holder/purses', { token: session.token });
+          if (field(money, 'available', isNum) < LOW_BALANCE_FEN) await topUp(holderId);
+        }
         await w.renew(platformRenewal(client, session, label));
         stats.renewals++;
         return;
@@ -399,12 +413,11 @@ export async function startTraffic(demo: TrafficDemo, o: TrafficOptions = {}): P
     try {
       const w = await openFileWallet({ dir: join(dir, `wallet-${holderId}`), crypto, clock });
       closing.push(() => w.close());
-      const before = w.status();
-      if (before.needsRenewal || !before.canMakeCodes) {
-        await renew(w, holderId);
-        if (!before.enrolled) stats.enrolled++;
-      }
-      wallets.push({ holderId, wallet: w, renewDue: false, lastRenew: Date.now() });
+      // A fresh credential on every start: what was spent with the old one is not known here.
+      const enrolled = w.status().enrolled;
+      await renew(w, holderId);
+      if (!enrolled) stats.enrolled++;
+      wallets.push({ holderId, wallet: w, renewDue: false, lastRenew: Date.now(), spent: 0 });
     } catch (e) {
       fail(`wallet of holder ${holderId} not started`, e);
     }
@@ -451,6 +464,8 @@ export async function startTraffic(demo: TrafficDemo, o: TrafficOptions = {}): P
     const d: Decision = await term.t.pay(amountFor(term.scene, random), code.text);
     if (d.accepted) {
       stats.payments++;
+      w.spent += d.amount ?? 0;
+      if (w.spent >= (w.wallet.status().credential?.limits.offlineTotal ?? 0)) w.renewDue = true;
       const now = Date.now();
       recent.push({ text: code.text, terminal: term.id, at: now });
       while (recent.length > 0 && (recent.length > 20 || now - (recent[0]?.at ?? now) > REPLAY_CODE_AGE_MS)) recent.shift();
@@ -487,6 +502,7 @@ export async function startTraffic(demo: TrafficDemo, o: TrafficOptions = {}): P
       try {
         await renew(w.wallet, w.holderId);
         w.renewDue = false;
+        w.spent = 0;
       } catch (e) {
         w.lastRenew = now + RENEW_RETRY_MS;
         fail(`renewal of holder ${w.holderId}`, e);
