@@ -17,15 +17,20 @@
  * - Payments: every 2–5 s (by default) a holder pays at one of the terminals, offline, an amount
  *   fit for the place (a canteen meal, a shop basket, a bus fare).
  * - Connectivity: a terminal syncs its lists every ~15 s and uploads every ~30 s, so a few records
- *   are usually waiting; now and then (at most a third of them at once) one goes through an offline
- *   spell of 2.5 to 5 minutes with no calls at all (the console calls a terminal offline after two
- *   minutes of silence) while it goes on taking payments, then syncs first, reporting its journal
- *   head, and uploads 10 to 25 s later, so its backlog is seen waiting before it clears.
+ *   are usually waiting. Now and then (about a third of them at most at once) one goes through an
+ *   offline spell: its uplink fades first (lists still sync, reporting the journal's head, but
+ *   uploads stall for 20–45 s), then it goes silent for 2.5 to 5 minutes (the console calls a
+ *   terminal offline after two minutes without a call) while it goes on taking payments; back, it
+ *   syncs first and uploads 10–25 s later. So the console sees it offline with records waiting,
+ *   then its backlog arriving and clearing.
  * - Replays: every ~100 payments (~6 min) a code just used is shown again at another terminal,
  *   which cannot know; clearing catches it and raises a replay flag (an alert on the console).
- * - Renewals and top-ups: when a terminal refuses a code for its offline limits or a deny list,
- *   the wallet renews its credential; when the platform will not issue one (the holder's money ran
- *   out or went into arrears), the cashier (the demo's `admin`) tops the holder up first.
+ * - Renewals and top-ups: a wallet renews its credential once it has spent the credential's offline
+ *   total, when a terminal refuses a code for its limits or a deny list, and near its end; before a
+ *   renewal the holder looks at the balance and, when it runs low (or the platform will not issue a
+ *   credential), tops up at the cashier (the demo's `admin`). So the traffic seldom runs anyone into
+ *   arrears, and the campus's own holders in arrears stay the ones the seed made.
+ * - A terminal the platform refuses (revoked from the console) is left alone from then on.
  *
  * Restarting continues: terminals and wallets reopen their files and nothing is activated or
  * enrolled twice. Choices (who pays where, how much, when a terminal drops off) follow a seeded
@@ -76,6 +81,8 @@ export interface TrafficOptions {
   readonly offlineMs?: MsRange;
   /** Chance that a terminal goes offline at one of its syncs (0 to 1); default 0.06. */
   readonly offlineChance?: number;
+  /** Before an offline spell, how long the uplink fades (lists sync, uploads stall); default 20–45 s. */
+  readonly fadeMs?: MsRange;
   /** After an offline spell, how long the terminal waits after its first sync before uploading; default 10–25 s. */
   readonly backlogMs?: MsRange;
   /** A replay attempt about every N payments (0 = never); default 100 (one every ~6 min). */
@@ -138,6 +145,7 @@ export const TRAFFIC_DEFAULTS = {
   offlineMs: { min: 150_000, max: 300_000 },
   offlineChance: 0.06,
   backlogMs: { min: 10_000, max: 25_000 },
+  fadeMs: { min: 20_000, max: 45_000 },
   replayEvery: 100,
 } as const;
 
@@ -184,7 +192,9 @@ interface SimTerminal {
   /** Wall-clock ms of the next list sync and upload; Infinity while offline. */
   nextSync: number;
   nextUpload: number;
-  offlineUntil: number;
+  /** An offline spell: uploads stall from when it is planned, and from quietFrom to quietUntil no call at all. */
+  quietFrom: number;
+  quietUntil: number;
   /** The platform refused it (revoked from the console): the traffic leaves it alone. */
   retired: boolean;
   lastSync: number;
@@ -198,6 +208,11 @@ interface SimWallet {
   lastRenew: number;
   /** Spent with the current credential, across all terminals; at its offline total, the holder renews. */
   spent: number;
+}
+
+/** In the silent part of an offline spell: the terminal makes no call. */
+function silent(s: SimTerminal, now: number): boolean {
+  return s.quietFrom <= now && now < s.quietUntil;
 }
 
 function checkRange(r: MsRange, what: string): MsRange {
@@ -243,6 +258,7 @@ export async function startTraffic(demo: TrafficDemo, o: TrafficOptions = {}): P
   const uploadEvery = checkRange(o.uploadEveryMs ?? TRAFFIC_DEFAULTS.uploadEveryMs, 'uploadEveryMs');
   const offlineMs = checkRange(o.offlineMs ?? TRAFFIC_DEFAULTS.offlineMs, 'offlineMs');
   const backlogMs = checkRange(o.backlogMs ?? TRAFFIC_DEFAULTS.backlogMs, 'backlogMs');
+  const fadeMs = checkRange(o.fadeMs ?? TRAFFIC_DEFAULTS.fadeMs, 'fadeMs');
   const offlineChance = o.offlineChance ?? TRAFFIC_DEFAULTS.offlineChance;
   if (!(offlineChance >= 0 && offlineChance <= 1)) throw new RangeError(`traffic offlineChance ${offlineChance}: 0 to 1`);
   const replayEvery = o.replayEvery ?? TRAFFIC_DEFAULTS.replayEvery;
@@ -344,7 +360,8 @@ export async function startTraffic(demo: TrafficDemo, o: TrafficOptions = {}): P
         t,
         nextSync: now + between(syncEvery),
         nextUpload: now + between(uploadEvery),
-        offlineUntil: 0,
+        quietFrom: 0,
+        quietUntil: 0,
         retired: false,
         lastSync: 0,
         lastUpload: 0,
@@ -510,22 +527,24 @@ export async function startTraffic(demo: TrafficDemo, o: TrafficOptions = {}): P
       return Date.now();
     }
     for (const s of terminals) {
-      if (s.retired || s.offlineUntil > now) continue;
-      if (s.offlineUntil > 0) {
+      if (s.retired || silent(s, now)) continue;
+      if (s.quietUntil > 0 && s.quietUntil <= now) {
         // Back from an offline spell: lists first (the console sees the records waiting), upload later.
-        s.offlineUntil = 0;
+        s.quietFrom = 0;
+        s.quietUntil = 0;
         s.nextSync = Math.max(now, s.lastSync + SAME_CALL_GAP_MS);
         s.nextUpload = Math.max(now + between(backlogMs), s.lastUpload + SAME_CALL_GAP_MS);
       }
+      // Before a spell the uplink fades: lists still sync (and report the journal's head), uploads stall.
+      const fading = s.quietUntil > now;
       if (s.nextSync <= now) {
         s.nextSync = now + Math.max(between(syncEvery), SAME_CALL_GAP_MS);
-        // Count only when not already offline: a live terminal now and then drops off.
-        const busy = terminals.filter((x) => x.offlineUntil > now).length;
-        // At most about a third of the terminals are offline at once.
-        if (random() < offlineChance && busy * 3 < terminals.length) {
-          s.offlineUntil = now + between(offlineMs);
+        // At most about a third of the terminals are in a spell at once.
+        const busy = terminals.filter((x) => x.quietUntil > now).length;
+        if (!fading && random() < offlineChance && busy * 3 < terminals.length) {
+          s.quietFrom = now + between(fadeMs);
+          s.quietUntil = s.quietFrom + between(offlineMs);
           stats.offlineSpells++;
-          return Date.now();
         }
         s.lastSync = now;
         try {
@@ -536,6 +555,10 @@ export async function startTraffic(demo: TrafficDemo, o: TrafficOptions = {}): P
         return Date.now();
       }
       if (s.nextUpload <= now) {
+        if (fading) {
+          s.nextUpload = s.quietUntil;
+          continue;
+        }
         s.nextUpload = now + Math.max(between(uploadEvery), SAME_CALL_GAP_MS);
         s.lastUpload = now;
         try {
@@ -557,8 +580,12 @@ export async function startTraffic(demo: TrafficDemo, o: TrafficOptions = {}): P
     }
     // Nothing due: sleep until the next thing is.
     let next = nextPayment;
-    for (const s of terminals)
-      if (!s.retired) next = Math.min(next, s.offlineUntil > now ? s.offlineUntil : Math.min(s.nextSync, s.nextUpload));
+    for (const s of terminals) {
+      if (s.retired) continue;
+      if (silent(s, now)) next = Math.min(next, s.quietUntil);
+      else if (s.quietUntil > now) next = Math.min(next, s.nextSync, s.quietFrom);
+      else next = Math.min(next, s.nextSync, s.nextUpload);
+    }
     for (const w of wallets) if (w.renewDue) next = Math.min(next, w.lastRenew + RENEW_GAP_MS);
     return next;
   };
@@ -597,7 +624,7 @@ export async function startTraffic(demo: TrafficDemo, o: TrafficOptions = {}): P
       terminals.map((s) => ({
         id: s.id,
         scene: s.scene,
-        online: !s.retired && !(s.offlineUntil > Date.now()),
+        online: !s.retired && !silent(s, Date.now()),
         retired: s.retired,
         head: s.t.headSequence,
         acked: s.t.ackedSequence,

@@ -13,6 +13,7 @@ const FAST: TrafficOptions = {
   offlineMs: { min: 700, max: 1_200 },
   offlineChance: 0.25,
   backlogMs: { min: 150, max: 300 },
+  fadeMs: { min: 200, max: 400 },
   replayEvery: 10,
   wallets: 6,
   seed: 7,
