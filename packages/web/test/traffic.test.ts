@@ -76,6 +76,24 @@ describe('campus traffic on the demo', () => {
     expect(demo.terminals.filter((t) => t.scene === 'gate').every((t) => t.activationCode !== undefined)).toBe(true);
     expect(demo.terminals.filter((t) => t.scene === 'canteen' && t.activationCode !== undefined).length).toBe(6);
 
+    // A terminal is seen silent with records waiting, and later with all of them uploaded.
+    const spell = await until(
+      'a terminal offline with records waiting',
+      async () => {
+        const x = traffic.status().find((t) => !t.online && t.head > t.acked);
+        return x === undefined ? undefined : { id: x.id, head: x.head };
+      },
+      8_000,
+    );
+    await until(
+      `terminal ${spell.id} back and its backlog uploaded`,
+      async () => {
+        const x = traffic.status().find((t) => t.id === spell.id);
+        return x !== undefined && x.online && x.acked >= spell.head ? true : undefined;
+      },
+      8_000,
+    );
+
     const db = demo.platform.ctx.db;
     const seen = await until(
       'records from several terminals, cleared, and a replay flag',
@@ -106,6 +124,7 @@ describe('campus traffic on the demo', () => {
   }, 20_000);
 
   it('a restart continues with the same terminals and wallets, activating and enrolling nothing again', async () => {
+    await demo?.close(); // left open only when the test before failed
     demo = await startDemo({ dataDir: dir, port: 0, holders: HOLDERS, clearingIntervalMs: 300, traffic: options });
     const db = demo.platform.ctx.db;
     const before = Number((await db.one('SELECT COUNT(*) AS n FROM records', []))?.n);
