@@ -17,7 +17,7 @@
  * - Payments: every 2–5 s (by default) a holder pays at one of the terminals, offline, an amount
  *   fit for the place (a canteen meal, a shop basket, a bus fare).
  * - Connectivity: a terminal syncs its lists every ~15 s and uploads every ~30 s, so a few records
- *   are usually waiting. Now and then (about a third of them at most at once) one goes through an
+ *   are usually waiting. Now and then (a quarter of them at most at once) one goes through an
  *   offline spell: its uplink fades first (lists still sync, reporting the journal's head, but
  *   uploads stall for 20–45 s), then it goes silent for 2.5 to 5 minutes (the console calls a
  *   terminal offline after two minutes without a call) while it goes on taking payments; back, it
@@ -79,7 +79,7 @@ export interface TrafficOptions {
    * it has not been heard from for two minutes.
    */
   readonly offlineMs?: MsRange;
-  /** Chance that a terminal goes offline at one of its syncs (0 to 1); default 0.06. */
+  /** Chance that a terminal plans an offline spell at one of its syncs (0 to 1); default 0.03. */
   readonly offlineChance?: number;
   /** Before an offline spell, how long the uplink fades (lists sync, uploads stall); default 20–45 s. */
   readonly fadeMs?: MsRange;
@@ -143,7 +143,7 @@ export const TRAFFIC_DEFAULTS = {
   syncEveryMs: { min: 12_000, max: 18_000 },
   uploadEveryMs: { min: 20_000, max: 40_000 },
   offlineMs: { min: 150_000, max: 300_000 },
-  offlineChance: 0.06,
+  offlineChance: 0.03,
   backlogMs: { min: 10_000, max: 25_000 },
   fadeMs: { min: 20_000, max: 45_000 },
   replayEvery: 100,
@@ -195,6 +195,8 @@ interface SimTerminal {
   /** An offline spell: uploads stall from when it is planned, and from quietFrom to quietUntil no call at all. */
   quietFrom: number;
   quietUntil: number;
+  /** Back from a spell, the backlog goes up before the next spell may start. */
+  calmUntil: number;
   /** The platform refused it (revoked from the console): the traffic leaves it alone. */
   retired: boolean;
   lastSync: number;
@@ -362,6 +364,7 @@ export async function startTraffic(demo: TrafficDemo, o: TrafficOptions = {}): P
         nextUpload: now + between(uploadEvery),
         quietFrom: 0,
         quietUntil: 0,
+        calmUntil: 0,
         retired: false,
         lastSync: 0,
         lastUpload: 0,
@@ -534,14 +537,15 @@ export async function startTraffic(demo: TrafficDemo, o: TrafficOptions = {}): P
         s.quietUntil = 0;
         s.nextSync = Math.max(now, s.lastSync + SAME_CALL_GAP_MS);
         s.nextUpload = Math.max(now + between(backlogMs), s.lastUpload + SAME_CALL_GAP_MS);
+        s.calmUntil = s.nextUpload + 1;
       }
       // Before a spell the uplink fades: lists still sync (and report the journal's head), uploads stall.
       const fading = s.quietUntil > now;
       if (s.nextSync <= now) {
         s.nextSync = now + Math.max(between(syncEvery), SAME_CALL_GAP_MS);
-        // At most about a third of the terminals are in a spell at once.
+        // At most a quarter of the terminals (at least one) are in a spell at once.
         const busy = terminals.filter((x) => x.quietUntil > now).length;
-        if (!fading && random() < offlineChance && busy * 3 < terminals.length) {
+        if (!fading && now > s.calmUntil && random() < offlineChance && busy < Math.max(1, Math.floor(terminals.length / 4))) {
           s.quietFrom = now + between(fadeMs);
           s.quietUntil = s.quietFrom + between(offlineMs);
           stats.offlineSpells++;

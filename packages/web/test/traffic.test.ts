@@ -89,7 +89,7 @@ describe('campus traffic on the demo', () => {
       `terminal ${spell.id} back and its backlog uploaded`,
       async () => {
         const x = traffic.status().find((t) => t.id === spell.id);
-        return x !== undefined && x.online && x.acked >= spell.head ? true : undefined;
+        return x?.online === true && x.acked >= spell.head ? true : undefined;
       },
       8_000,
     );
