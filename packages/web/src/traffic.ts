@@ -41,7 +41,7 @@
 import { mkdirSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { seededRandom } from '@duet/platform';
-import type { Scene } from '@duet/protocol';
+import { SCENES, type Scene } from '@duet/protocol';
 import { PlatformCallError, PlatformClient, field, isNum, isStr } from '@duet/protocol/client';
 import { nodeCrypto } from '@duet/protocol/node';
 import { type Decision, Terminal } from '@duet/terminal';
@@ -326,7 +326,7 @@ export async function startTraffic(demo: TrafficDemo, o: TrafficOptions = {}): P
   const closing: (() => Promise<void>)[] = [];
   for (const id of wanted) {
     const info = demo.terminals.find((t) => t.id === id);
-    const scene = info?.scene as Scene | undefined;
+    const scene = SCENES.find((x) => x === info?.scene);
     if (info === undefined || scene === undefined) {
       log(`traffic: terminal ${id} is not in the campus; skipped`);
       continue;

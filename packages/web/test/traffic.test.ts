@@ -3,7 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { type Demo, startDemo } from '../src/demo.js';
-import { defaultTrafficTerminals, type TrafficOptions } from '../src/traffic.js';
+import { defaultTrafficTerminals, startTraffic, type TrafficOptions } from '../src/traffic.js';
 
 /** A campus at a hundred times the tempo: a payment every ~0.1 s, syncs and uploads every ~0.5 s. */
 const FAST: TrafficOptions = {
@@ -31,6 +31,38 @@ async function until<T>(what: string, fn: () => Promise<T | undefined>, timeoutM
     await new Promise((r) => setTimeout(r, 100));
   }
 }
+
+describe('campus traffic options', () => {
+  it('takes the later half of each place, never the gate nor a place with one terminal', () => {
+    const t = (id: number, merchantId: number, scene: string) => ({ id, merchantId, scene, location: `#${id}` });
+    const campus = [
+      t(1, 1, 'canteen'),
+      t(2, 1, 'canteen'),
+      t(3, 1, 'canteen'),
+      t(4, 2, 'shop'),
+      t(5, 2, 'shop'),
+      t(6, 3, 'bus'),
+      t(7, 4, 'gate'),
+      t(8, 4, 'gate'),
+    ];
+    expect(defaultTrafficTerminals(campus)).toEqual([2, 3, 5]);
+  });
+
+  it('refuses options out of bounds before touching anything', async () => {
+    const demo = {
+      url: 'http://127.0.0.1:9',
+      password: 'x',
+      dataDir: '/nonexistent/duet',
+      holders: { first: 1, withPassword: 1 },
+      terminals: [],
+    };
+    await expect(startTraffic(demo, { wallets: 0 })).rejects.toThrow(RangeError);
+    await expect(startTraffic(demo, { wallets: 21 })).rejects.toThrow(RangeError);
+    await expect(startTraffic(demo, { paymentEveryMs: { min: 5, max: 1 } })).rejects.toThrow(RangeError);
+    await expect(startTraffic(demo, { offlineChance: 1.5 })).rejects.toThrow(RangeError);
+    await expect(startTraffic(demo, { replayEvery: -1 })).rejects.toThrow(RangeError);
+  });
+});
 
 describe('campus traffic on the demo', () => {
   const dir = mkdtempSync(join(tmpdir(), 'duet-traffic-'));
