@@ -28,8 +28,8 @@
  * - Renewals and top-ups: a wallet renews its credential once it has spent the credential's offline
  *   total, when a terminal refuses a code for its limits or a deny list, and near its end; before a
  *   renewal the holder looks at the balance and, when it runs low (or the platform will not issue a
- *   credential), tops up at the cashier (the demo's `admin`). So the traffic seldom runs anyone into
- *   arrears, and the campus's own holders in arrears stay the ones the seed made.
+ *   credential), tops up at the cashier (the demo's `admin`), so the traffic seldom runs anyone
+ *   into arrears (a traffic holder the seed put in arrears is topped up at its first enrolment).
  * - A terminal the platform refuses (revoked from the console) is left alone from then on.
  *
  * Restarting continues: terminals and wallets reopen their files and nothing is activated or
