@@ -2,13 +2,17 @@
  * The demo campus (`npm start`, `duet demo`): the platform on the embedded SQLite with the web apps
  * mounted, a campus made on first start (two canteens, a shop, a bus, a dorm gate, holders with
  * cash, subsidies, credit lines and some in arrears) and kept across restarts; `reset` starts over.
- * The browser tests and the benchmark start the very same thing.
+ * The browser tests and the benchmark start the very same thing. With `traffic`, the campus comes
+ * alive: simulated terminals and wallets pay, drop offline and upload in the background (traffic.ts).
  */
 import { existsSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { nodeCrypto } from '@duet/protocol/node';
 import { CAMPUS_FIRST_HOLDER_ID, DEV_KEY_PASSPHRASE, issueActivationCode, openPlatform, type Platform, seedCampus } from '@duet/platform';
 import { serveWebApps, WEB_DIST } from './index.js';
+import { startTraffic, type Traffic, type TrafficOptions } from './traffic.js';
+
+export type { Traffic, TrafficOptions } from './traffic.js';
 
 export interface DemoOptions {
   readonly dataDir: string;
@@ -29,6 +33,11 @@ export interface DemoOptions {
   /** Where the built apps are (default: this package's dist/apps). */
   readonly webDir?: string;
   readonly clock?: { nowMs(): number };
+  /**
+   * Background campus traffic (payments, offline spells, uploads, a replay now and then); off by
+   * default, `duet demo` turns it on. Needs the real clock.
+   */
+  readonly traffic?: boolean | TrafficOptions;
 }
 
 export interface DemoTerminal {
@@ -51,6 +60,9 @@ export interface Demo {
   readonly staff: readonly { readonly username: string; readonly role: string; readonly merchant?: string }[];
   readonly terminals: readonly DemoTerminal[];
   readonly webMounted: boolean;
+  readonly dataDir: string;
+  /** The running campus traffic, when asked for. */
+  readonly traffic?: Traffic;
   close(): Promise<void>;
 }
 
@@ -75,6 +87,7 @@ export async function startDemo(o: DemoOptions): Promise<Demo> {
       webMounted = serveWebApps(app, o.webDir ?? WEB_DIST);
     },
   });
+  let traffic: Traffic | undefined;
   try {
     const nowS = Math.floor(clock.nowMs() / 1000);
     const { db, crypto, keys, auth } = platform.ctx;
@@ -94,37 +107,33 @@ export async function startDemo(o: DemoOptions): Promise<Demo> {
       'SELECT s.username, s.role, m.name AS merchant FROM staff_accounts s LEFT JOIN merchants m ON m.id = s.merchant_id ORDER BY s.id',
       [],
     );
-    // Activation codes are shown once and kept hashed: each start hands out fresh ones for the
-    // terminals still waiting, so the printed links always work.
-    const rows = await db.all(
-      'SELECT t.id, t.merchant_id, t.location, t.scene, t.status, m.name AS merchant FROM terminals t JOIN merchants m ON m.id = t.merchant_id ORDER BY t.id',
-      [],
-    );
-    const terminals: DemoTerminal[] = [];
-    for (const r of rows) {
-      const base = {
-        id: Number(r.id),
-        merchantId: Number(r.merchant_id),
-        merchant: String(r.merchant),
-        location: String(r.location),
-        scene: String(r.scene),
-      };
-      if (r.status === 'pending') {
-        const code = await db.tx((q) => issueActivationCode(q, crypto, base.id, nowS));
-        terminals.push({ ...base, activationCode: code });
-      } else terminals.push(base);
-    }
     const address = await platform.app.listen({ port: o.port ?? 8080, host: o.host ?? '127.0.0.1' });
+    const url = address.replace('://[::1]', '://localhost');
+    const holders = {
+      first: CAMPUS_FIRST_HOLDER_ID,
+      last: Number(count?.last ?? CAMPUS_FIRST_HOLDER_ID),
+      withPassword: Math.min(withPassword, Number(count?.n ?? 0)),
+    };
+    if (o.traffic !== undefined && o.traffic !== false) {
+      const options: TrafficOptions = o.traffic === true ? {} : o.traffic;
+      try {
+        const campus = await demoTerminals(db, crypto, nowS, false);
+        traffic = await startTraffic({ url, password, dataDir: o.dataDir, holders, terminals: campus }, options);
+      } catch (e) {
+        // The traffic is decoration: without it the campus still runs.
+        const log = options.log ?? ((line: string) => process.stderr.write(`${line}\n`));
+        log(`traffic: not started: ${e instanceof Error ? e.message : String(e)}`);
+      }
+    }
+    // Activation codes are shown once and kept hashed: each start hands out fresh ones for the
+    // terminals still waiting (after the traffic took its own), so the printed links always work.
+    const terminals = await demoTerminals(db, crypto, nowS, true);
     return {
       platform,
-      url: address.replace('://[::1]', '://localhost'),
+      url,
       password,
       created,
-      holders: {
-        first: CAMPUS_FIRST_HOLDER_ID,
-        last: Number(count?.last ?? CAMPUS_FIRST_HOLDER_ID),
-        withPassword: Math.min(withPassword, Number(count?.n ?? 0)),
-      },
+      holders,
       staff: staffRows.map((s) => ({
         username: String(s.username),
         role: String(s.role),
@@ -132,9 +141,15 @@ export async function startDemo(o: DemoOptions): Promise<Demo> {
       })),
       terminals,
       webMounted,
-      close: () => platform.close(),
+      dataDir: o.dataDir,
+      ...(traffic !== undefined ? { traffic } : {}),
+      close: async () => {
+        await traffic?.stop();
+        await platform.close();
+      },
     };
   } catch (e) {
+    await traffic?.stop();
     await platform.close();
     throw e;
   }
@@ -143,4 +158,32 @@ export async function startDemo(o: DemoOptions): Promise<Demo> {
 /** The demo's database file, for messages. */
 export function demoDatabase(dataDir: string): string {
   return join(dataDir, 'duet.db');
+}
+
+/** The campus's terminals; with `codes`, a fresh activation code for each one still waiting. */
+async function demoTerminals(
+  db: Platform['ctx']['db'],
+  crypto: Platform['ctx']['crypto'],
+  nowS: number,
+  codes: boolean,
+): Promise<DemoTerminal[]> {
+  const rows = await db.all(
+    'SELECT t.id, t.merchant_id, t.location, t.scene, t.status, m.name AS merchant FROM terminals t JOIN merchants m ON m.id = t.merchant_id ORDER BY t.id',
+    [],
+  );
+  const terminals: DemoTerminal[] = [];
+  for (const r of rows) {
+    const base = {
+      id: Number(r.id),
+      merchantId: Number(r.merchant_id),
+      merchant: String(r.merchant),
+      location: String(r.location),
+      scene: String(r.scene),
+    };
+    if (codes && r.status === 'pending') {
+      const code = await db.tx((q) => issueActivationCode(q, crypto, base.id, nowS));
+      terminals.push({ ...base, activationCode: code });
+    } else terminals.push(base);
+  }
+  return terminals;
 }

@@ -1,11 +1,14 @@
 /**
  * `duet demo` (what `npm start` runs): the platform on the embedded SQLite with a demo campus and
  * the three web apps, printing their addresses and the demo sign-ins. The campus is made on first
- * start and kept under ./data/demo; `--reset` starts over.
+ * start and kept under ./data/demo; `--reset` starts over. The campus is alive by default: simulated
+ * terminals and wallets pay, drop offline and upload in the background (`--no-traffic` turns it off).
  */
-import { type Demo, startDemo } from '@duet/web';
+import { type Demo, type DemoOptions, startDemo } from '@duet/web';
 import { CliError, type Command, flag, intOption, parseOptions, str } from '../command.js';
 import { dataDir } from '../files.js';
+
+type TrafficOptions = Exclude<DemoOptions['traffic'], boolean | undefined>;
 
 function describe(d: Demo): string {
   const lines: string[] = [];
@@ -40,6 +43,16 @@ function describe(d: Demo): string {
       `${active} 台终端已激活，${waiting} 台待激活（激活码每次启动重新生成，24 小时内有效）`,
   );
   add();
+  const traffic = d.traffic;
+  if (traffic !== undefined) {
+    add(
+      `  The campus is live / 校园运行中: ${traffic.terminals.length} terminals (#${traffic.terminals.join(', #')}) and ` +
+        `${traffic.holders.length} holders (${traffic.holders[0] ?? '-'} … ${traffic.holders[traffic.holders.length - 1] ?? '-'}) pay, ` +
+        `go offline and upload in the background (--no-traffic for a quiet campus) / ` +
+        `${traffic.terminals.length} 台终端与 ${traffic.holders.length} 名持卡人在后台模拟支付、离线与上传（--no-traffic 可关闭）`,
+    );
+    add();
+  }
   add('  API: /openapi.json   metrics / 监控指标: /metrics   Ctrl-C stops / 停止   --reset starts over / 重新开始');
   return `${lines.join('\n')}\n`;
 }
@@ -51,8 +64,10 @@ export const demoCommand: Command = {
     zh: '运行带演示校园的平台，以及控制台、钱包与收银网页应用',
   },
   usage: [
-    'duet demo [--port N] [--host ADDR] [--data DIR] [--holders N] [--reset] [--log]',
+    'duet demo [--port N] [--host ADDR] [--data DIR] [--holders N] [--reset] [--log] [--no-traffic] [--payment-every MS]',
     '  The campus is made on first start under --data (default ./data/demo) and kept; --reset starts over.',
+    '  Simulated terminals and wallets keep it busy (a payment every 2–5 s; --payment-every sets the mean);',
+    '  --no-traffic leaves it quiet.',
     '  DUET_KEY_PASSPHRASE seals the keys (default: the development passphrase: a demo is not production).',
   ].join('\n'),
   async run(args) {
@@ -63,9 +78,21 @@ export const demoCommand: Command = {
       holders: { type: 'string' },
       reset: { type: 'boolean' },
       log: { type: 'boolean' },
+      'no-traffic': { type: 'boolean' },
+      'payment-every': { type: 'string' },
     });
     const holders = intOption(str(o, 'holders'), 'holders', 400, 5_000);
     if (holders < 1) throw new CliError('bad_arguments', { en: '--holders must be at least 1', zh: '--holders 至少为 1' });
+    const every = str(o, 'payment-every');
+    const mean = intOption(every, 'payment-every', 3_500, 600_000);
+    if (mean < 100)
+      throw new CliError('bad_arguments', { en: '--payment-every must be at least 100 ms', zh: '--payment-every 至少为 100 毫秒' });
+    const traffic: TrafficOptions | false = flag(o, 'no-traffic')
+      ? false
+      : {
+          ...(every !== undefined ? { paymentEveryMs: { min: Math.round(mean * 0.6), max: Math.round(mean * 1.4) } } : {}),
+          log: (line) => process.stderr.write(`${line}\n`),
+        };
     let demo: Demo;
     try {
       demo = await startDemo({
@@ -75,6 +102,7 @@ export const demoCommand: Command = {
         host: str(o, 'host') ?? '127.0.0.1',
         holders,
         logger: flag(o, 'log'),
+        traffic,
         ...(process.env.DUET_KEY_PASSPHRASE !== undefined ? { passphrase: process.env.DUET_KEY_PASSPHRASE } : {}),
       });
     } catch (e) {
