@@ -423,7 +423,7 @@ export function HolderDetail({ id, role }: { id: string; role: StaffRole }) {
             </thead>
             <tbody>
               {history.data.awaiting.map((a) => (
-                <tr key={a.key} class="muted">
+                <tr key={a.key} class="muted" data-testid="history-item" data-state="awaiting" data-amount={-a.amountFen}>
                   <td>{when(a.timeS)}</td>
                   <td>{t('Offline payment', '离线消费')}</td>
                   <td class="num">{yuan(-a.amountFen)}</td>
@@ -431,7 +431,7 @@ export function HolderDetail({ id, role }: { id: string; role: StaffRole }) {
                 </tr>
               ))}
               {history.data.items.map((i) => (
-                <tr key={i.entryId}>
+                <tr key={i.entryId} data-testid="history-item" data-state={i.state} data-kind={i.kind} data-amount={i.amountFen}>
                   <td>{when(i.postedAtS)}</td>
                   <td>{kindWords(i.kind)}</td>
                   <td class="num">{yuan(i.amountFen)}</td>
