@@ -53,16 +53,23 @@ describe.skipIf(!HAVE_CHROMIUM)('dual offline, end to end in Chromium', () => {
     await phone.page.fill(D('wallet-password'), t.demo.password);
     await phone.page.click(D('wallet-login'));
     const agree = phone.page.locator(D('wallet-agree'));
-    await Promise.race([agree.waitFor({ timeout: 30_000 }).then(() => agree.click()), phone.page.waitForSelector(D('wallet-ready'), { timeout: 30_000 })]);
+    await Promise.race([
+      agree.waitFor({ timeout: 30_000 }).then(() => agree.click()),
+      phone.page.waitForSelector(D('wallet-ready'), { timeout: 30_000 }),
+    ]);
     await phone.page.waitForSelector(D('wallet-ready'), { timeout: 30_000 });
-    await phone.page.waitForFunction(async () => (await navigator.serviceWorker.getRegistration())?.active != null, null, { timeout: 15_000 });
+    await phone.page.waitForFunction(async () => (await navigator.serviceWorker.getRegistration())?.active != null, null, {
+      timeout: 15_000,
+    });
     await snap(phone.page, 'e2e-1-wallet-code-online');
 
     // 2. The cashier opens the POS from the activation link the demo prints.
     const pos = await context({ width: 480, height: 860 });
     await pos.page.goto(`${t.demo.url}/pos/#activate=${terminal.activationCode}`);
     await pos.page.waitForSelector(D('pos-keypad'), { timeout: 30_000 });
-    await pos.page.waitForFunction(async () => (await navigator.serviceWorker.getRegistration())?.active != null, null, { timeout: 15_000 });
+    await pos.page.waitForFunction(async () => (await navigator.serviceWorker.getRegistration())?.active != null, null, {
+      timeout: 15_000,
+    });
     await snap(pos.page, 'e2e-2-pos-activated');
 
     // 3. Both lose the network. The phone makes a fresh code with no network at all.
@@ -120,7 +127,7 @@ describe.skipIf(!HAVE_CHROMIUM)('dual offline, end to end in Chromium', () => {
           const h = (await client.call('GET', `/v1/holders/${holder}/history`, { token })) as {
             items: { kind: string; amountFen: number; state: string }[];
           };
-          return h.items.some((i) => i.kind === 'payment' && i.amountFen === -AMOUNT_FEN && i.state === 'settled');
+          return h.items.some((i) => i.kind === 'offline_payment' && i.amountFen === -AMOUNT_FEN && i.state === 'settled');
         },
         { timeout: 30_000, interval: 300 },
       )
