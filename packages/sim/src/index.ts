@@ -1,1 +1,2 @@
 export * from './result.js';
+export * from './report.js';
