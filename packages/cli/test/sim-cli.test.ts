@@ -1,0 +1,264 @@
+/**
+ * `duet sim`: its flags parse into bounded typed values or a typed bilingual error, its outputs
+ * (table, --json, --report, --seeds with failures) come out right over a stand-in simulator, and the
+ * built command runs the real simulator end to end on the small campus.
+ */
+import { spawnSync } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import type { Scenario, SimResult } from '@duet/sim';
+import { afterAll, describe, expect, it } from 'vitest';
+import { CliError } from '../src/command.js';
+import { parseSimArgs, runSimCommand, type SimEngine, type SimIo, scenarioFor } from '../src/commands/sim.js';
+import { fixtureResult } from '../../sim/test/fixture.js';
+
+const bin = join(import.meta.dirname, '../dist/main.js');
+const dir = mkdtempSync(join(tmpdir(), 'duet-sim-cli-'));
+afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
+function duet(...args: string[]): { code: number | null; out: string; err: string } {
+  const r = spawnSync(process.execPath, [bin, ...args], { encoding: 'utf8', timeout: 120_000 });
+  return { code: r.status, out: r.stdout, err: r.stderr };
+}
+
+function cliError(f: () => unknown): CliError {
+  try {
+    f();
+  } catch (e) {
+    if (e instanceof CliError) return e;
+    throw e;
+  }
+  throw new Error('no error thrown');
+}
+
+describe('duet sim flags', () => {
+  it('parse into typed values', () => {
+    const a = parseSimArgs([
+      ...['--seed', '9', '--holders', '500', '--windows', '6', '--minutes', '30', '--outage', '2-10', '--outage', '20-25'],
+      ...['--loss', '0.1', '--duplicate', '.02', '--reorder', '1', '--delay-ms', '250', '--crash', '0', '--no-attacks'],
+      ...['--seeds', '3', '--json', '--report', 'r.html'],
+    ]);
+    expect(a).toEqual({
+      seed: 9,
+      small: false,
+      holders: 500,
+      windows: 6,
+      minutes: 30,
+      outages: [
+        { from: 2, to: 10 },
+        { from: 20, to: 25 },
+      ],
+      loss: 0.1,
+      duplicate: 0.02,
+      reorder: 1,
+      delayMs: 250,
+      crash: 0,
+      attacks: false,
+      seeds: 3,
+      json: true,
+      report: 'r.html',
+    });
+    expect(parseSimArgs([])).toEqual({ seed: 1, small: false, attacks: true, json: false });
+    expect(parseSimArgs(['--outage', 'none']).outages).toEqual([]);
+  });
+
+  it.each([
+    [['--seed', '-1']],
+    [['--seed', '4294967296']],
+    [['--seed', '1e3']],
+    [['--holders', '0']],
+    [['--windows', '1001']],
+    [['--minutes', '1441']],
+    [['--loss', '1.5']],
+    [['--loss', 'NaN']],
+    [['--crash', '-0.1']],
+    [['--delay-ms', '60001']],
+    [['--seeds', '0']],
+    [['--outage', '40-5']],
+    [['--outage', '5-5']],
+    [['--outage', 'noon']],
+    [['--outage', 'none', '--outage', '1-2']],
+    [['--minutes', '30', '--outage', '5-40']],
+    [['--report', ' ']],
+    [['--frobnicate']],
+    [['--json=yes']],
+    [['stray']],
+  ])('refuse %j with a typed bilingual error', (args) => {
+    const e = cliError(() => parseSimArgs(args));
+    expect(e.code).toBe('bad_arguments');
+    expect(e.words.en.length).toBeGreaterThan(0);
+    expect(e.words.zh).toMatch(/[\u4e00-\u9fff]/);
+  });
+
+  it('lay over the base scenario, outages clipped to a shorter run', () => {
+    const base = fixtureResult().scenario;
+    const s = scenarioFor(parseSimArgs(['--minutes', '20', '--loss', '0.5', '--no-attacks']), base);
+    expect(s.minutes).toBe(20);
+    expect(s.outages).toEqual([{ from: 5, to: 20 }]);
+    expect(s.faults).toEqual({ ...base.faults, loss: 0.5 });
+    expect(s.attacks).toBe(false);
+    expect(scenarioFor(parseSimArgs([]), base)).toEqual(base);
+  });
+});
+
+/** A stand-in simulator: the fixture result for the scenario it is given; `failing` seeds fail. */
+function fakeEngine(failing: readonly number[] = []): SimEngine & { runs: Scenario[] } {
+  const runs: Scenario[] = [];
+  return {
+    runs,
+    defaultScenario: (seed) => ({ ...fixtureResult({ seed }).scenario }),
+    smallScenario: (seed) => ({ ...fixtureResult({ seed }).scenario, holders: 50, windows: 2, minutes: 10, outages: [{ from: 2, to: 6 }] }),
+    replayCommand: (s) => `npm run sim -- --seed ${s.seed}`,
+    async run(scenario, onMinute) {
+      runs.push(scenario);
+      for (let m = 1; m <= scenario.minutes; m++) onMinute(m, scenario.minutes);
+      const base = fixtureResult({ seed: scenario.seed, invariantsOk: !failing.includes(scenario.seed) });
+      return {
+        ...base,
+        scenario,
+        summary: { ...base.summary, replay: `npm run sim -- --small --seed ${scenario.seed}` },
+      } satisfies SimResult;
+    },
+  };
+}
+
+function capture(isTTY = false): SimIo & { stdout: () => string; stderr: () => string; files: Map<string, string> } {
+  let out = '';
+  let err = '';
+  const files = new Map<string, string>();
+  return {
+    out: (t) => {
+      out += t;
+    },
+    err: {
+      isTTY,
+      write: (t) => {
+        err += t;
+      },
+    },
+    writeFile: (p, t) => files.set(p, t),
+    stdout: () => out,
+    stderr: () => err,
+    files,
+  };
+}
+
+describe('duet sim over a stand-in simulator', () => {
+  it('--json prints only the summary JSON with the issue keys; exit 0 when the invariants hold', async () => {
+    const io = capture();
+    const code = await runSimCommand(parseSimArgs(['--small', '--seed', '4', '--json']), fakeEngine(), io);
+    expect(code).toBe(0);
+    const s = JSON.parse(io.stdout()) as Record<string, unknown>;
+    for (const k of [
+      'seed',
+      'payments_accepted',
+      'payments_cleared',
+      'lost',
+      'double_counted',
+      'attacks_attempted',
+      'attacks_caught',
+      'books_balanced',
+      'invariants_ok',
+    ]) {
+      expect(s).toHaveProperty(k);
+    }
+    expect(s.seed).toBe(4);
+    // Not a terminal: a plain progress line per tenth, none of the bar's control characters.
+    expect(io.stderr()).not.toContain('\r');
+    expect(io.stderr().trim().split('\n').length).toBeLessThanOrEqual(11);
+    expect(io.stderr()).toContain('10/10');
+  });
+
+  it('draws a redrawn bar on a terminal', async () => {
+    const io = capture(true);
+    await runSimCommand(parseSimArgs(['--small']), fakeEngine(), io);
+    expect(io.stderr()).toContain('\r');
+    expect(io.stderr()).toContain('█');
+    expect(io.stderr()).toContain('10/10 100%');
+  });
+
+  it('prints a bilingual table without --json, and --report writes the HTML report', async () => {
+    const io = capture();
+    const code = await runSimCommand(parseSimArgs(['--report', 'out.html']), fakeEngine(), io);
+    expect(code).toBe(0);
+    expect(io.stdout()).toContain('Invariants ok / 不变量成立');
+    expect(io.stdout()).toMatch(/Payments accepted \/ 已受理支付\s+1,481/);
+    expect(io.stdout()).toContain('Replay / 重放: npm run sim -- --small --seed 1');
+    expect(io.files.get('out.html')).toContain('<svg');
+  });
+
+  it('a failing run exits 1 and prints what failed and its replay command', async () => {
+    const io = capture();
+    const code = await runSimCommand(parseSimArgs(['--seed', '3', '--json']), fakeEngine([3]), io);
+    expect(code).toBe(1);
+    expect(io.stderr()).toContain('books_balance: purse 17 off by 250 fen');
+    expect(io.stderr()).toContain('replay / 重放: npm run sim -- --small --seed 3');
+  });
+
+  it("--seeds runs each seed with the flags, prints every failing seed's replay command and exits 1", async () => {
+    const engine = fakeEngine([12, 14]);
+    const io = capture();
+    const code = await runSimCommand(
+      parseSimArgs(['--small', '--seed', '10', '--seeds', '5', '--loss', '0.3', '--report', 'f.html']),
+      engine,
+      io,
+    );
+    expect(code).toBe(1);
+    expect(engine.runs.map((s) => s.seed)).toEqual([10, 11, 12, 13, 14]);
+    expect(engine.runs.every((s) => s.faults.loss === 0.3 && s.holders === 50)).toBe(true);
+    expect(io.stdout()).toContain('3 passed / 通过, 2 failed / 失败');
+    expect(io.stdout()).toContain('seed / 种子 12: npm run sim -- --small --seed 12');
+    expect(io.stderr()).toContain('replay / 重放: npm run sim -- --small --seed 14');
+    expect(io.files.get('f.html')).toContain('种子 12');
+  });
+
+  it('--seeds --json sums the figures and lists the failures', async () => {
+    const io = capture();
+    const code = await runSimCommand(parseSimArgs(['--seeds', '3', '--json']), fakeEngine(), io);
+    expect(code).toBe(0);
+    const s = JSON.parse(io.stdout()) as {
+      seeds: number;
+      seeds_failed: number;
+      invariants_ok: boolean;
+      payments_accepted: number;
+      failures: unknown[];
+    };
+    expect(s).toMatchObject({ seeds: 3, seeds_failed: 0, invariants_ok: true, payments_accepted: 3 * 1_481, failures: [] });
+  });
+
+  it('a seed that crashes the simulator is a failure with its replay command, and the others still run', async () => {
+    const engine = fakeEngine();
+    const crashing: SimEngine = {
+      ...engine,
+      run: (s, m) => (s.seed === 2 ? Promise.reject(new Error('boom')) : engine.run(s, m)),
+    };
+    const io = capture();
+    expect(await runSimCommand(parseSimArgs(['--seeds', '3']), crashing, io)).toBe(1);
+    expect(engine.runs.map((s) => s.seed)).toEqual([1, 3]);
+    expect(io.stderr()).toContain('CRASHED / 崩溃: boom');
+    expect(io.stderr()).toContain('npm run sim -- --seed 2');
+  });
+});
+
+describe('the built duet sim', () => {
+  it('a bad flag is a typed error on stderr and exit 2', () => {
+    const r = duet('sim', '--loss', '2');
+    expect(r.code).toBe(2);
+    const e = JSON.parse(r.err) as { error: { code: string; en: string; zh: string } };
+    expect(e.error.code).toBe('bad_arguments');
+    expect(e.error.en).toContain('--loss');
+    expect(e.error.zh).toContain('概率');
+  });
+
+  it('--help shows the options in both languages', () => {
+    const r = duet('sim', '--help');
+    expect(r.code).toBe(0);
+    expect(r.out).toContain('--outage A-B');
+    expect(r.out).toContain('不变量');
+  });
+
+  it('is listed in duet --help', () => {
+    expect(duet('--help').out).toMatch(/^ {2}sim /m);
+  });
+});
