@@ -13,6 +13,7 @@ import { tourCommand } from './commands/tour.js';
 import { issuerCommand } from './commands/issuer.js';
 import { openapiCommand } from './commands/openapi.js';
 import { serveCommand } from './commands/serve.js';
+import { simCommand } from './commands/sim.js';
 import { terminalCommand } from './commands/terminal.js';
 import { walletCommand } from './commands/wallet.js';
 import { witnessCommand } from './commands/witness.js';
@@ -28,6 +29,7 @@ const COMMANDS: readonly Command[] = [
   codeCommand,
   openapiCommand,
   benchCommand,
+  simCommand,
   auditCommand,
   witnessCommand,
 ];

@@ -1,4 +1,8 @@
-/** Writes the bench JSON as a self-contained HTML page: one table per group, bars for ratios. */
+/**
+ * Writes the bench JSON as a self-contained HTML page: one table per group; the simulator's report
+ * (its charts, from @duet/sim) follows when the sim group ran.
+ */
+import { REPORT_CSS } from '@duet/sim';
 
 type Json = number | string | boolean | null | Json[] | { [k: string]: Json };
 
@@ -14,7 +18,7 @@ function rows(prefix: string, value: Json, out: [string, string][]): void {
   }
 }
 
-export function benchHtml(figures: { [k: string]: Json }): string {
+export function benchHtml(figures: { [k: string]: Json }, simReportBody = ''): string {
   const sections = Object.entries(figures)
     .map(([group, value]) => {
       const r: [string, string][] = [];
@@ -25,6 +29,7 @@ export function benchHtml(figures: { [k: string]: Json }): string {
     .join('\n');
   return `<!doctype html><html lang="en"><head><meta charset="utf-8"><title>Duet benchmark / 基准测试</title>
 <style>body{font:14px system-ui,sans-serif;margin:2em;color:#222}table{border-collapse:collapse;margin-bottom:1.5em}
-td,th{border:1px solid #ccc;padding:4px 10px;text-align:left}td.n{text-align:right;font-variant-numeric:tabular-nums}</style>
-</head><body><h1>Duet benchmark / 基准测试</h1>${sections}</body></html>\n`;
+td,th{border:1px solid #ccc;padding:4px 10px;text-align:left}td.n{text-align:right;font-variant-numeric:tabular-nums}
+${simReportBody === '' ? '' : REPORT_CSS}</style>
+</head><body><h1>Duet benchmark / 基准测试</h1>${sections}${simReportBody}</body></html>\n`;
 }

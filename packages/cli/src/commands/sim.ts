@@ -9,6 +9,7 @@ import { parseArgs } from 'node:util';
 import { renderReport, type MinuteWindow, type Scenario, type SimResult, type SimSummary } from '@duet/sim';
 import { CliError, type Command, type Words } from '../command.js';
 import { Progress, type ProgressSink } from '../progress.js';
+import { loadSimEngine } from '../sim-engine.js';
 
 /** Seeds are 32-bit: the simulator's random generator takes a uint32. */
 const SEED_MAX = 2 ** 32 - 1;
@@ -336,3 +337,5 @@ export function makeSimCommand(engine: () => Promise<SimEngine>): Command {
     },
   };
 }
+
+export const simCommand: Command = makeSimCommand(loadSimEngine);
