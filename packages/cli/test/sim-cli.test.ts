@@ -7,8 +7,9 @@ import { spawnSync } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import type { Scenario, SimResult } from '@duet/sim';
+import { reportBody, type Scenario, type SimResult } from '@duet/sim';
 import { afterAll, describe, expect, it } from 'vitest';
+import { benchHtml } from '../src/bench/report.js';
 import { CliError } from '../src/command.js';
 import { parseSimArgs, runSimCommand, type SimEngine, type SimIo, scenarioFor } from '../src/commands/sim.js';
 import { fixtureResult } from '../../sim/test/fixture.js';
@@ -238,6 +239,17 @@ describe('duet sim over a stand-in simulator', () => {
     expect(engine.runs.map((s) => s.seed)).toEqual([1, 3]);
     expect(io.stderr()).toContain('CRASHED / 崩溃: boom');
     expect(io.stderr()).toContain('npm run sim -- --seed 2');
+  });
+});
+
+describe('the bench page', () => {
+  it('carries the simulation report, charts and styles, under the figures when the sim group ran', () => {
+    const page = benchHtml({ sim_default_wall_s: 12.5 }, reportBody(fixtureResult()));
+    expect(page).toContain('sim_default_wall_s');
+    expect(page).toContain('<svg');
+    expect(page).toContain('.duet-sim');
+    expect(page.indexOf('sim_default_wall_s')).toBeLessThan(page.indexOf('<svg'));
+    expect(benchHtml({ x: 1 })).not.toContain('duet-sim');
   });
 });
 

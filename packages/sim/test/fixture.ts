@@ -46,7 +46,7 @@ export function fixtureResult(overrides: { readonly seed?: number; readonly inva
     series: {
       paymentsPerMinute: perMinute,
       queueLength: perMinute.map((v) => Math.round(v / 3)),
-      uploadBacklog: perMinute.map((_v, i) => (i >= 5 && i < 40 ? (i - 5) * 30 : Math.max(0, 1_050 - (i - 40) * 120))),
+      uploadBacklog: perMinute.map((_v, i) => (i < 5 ? 3 : i < 40 ? (i - 5) * 30 : Math.max(0, 1_050 - (i - 40) * 120))),
       latencyMs: { bucketsMs: [1, 2, 5, 10, 20, 50], counts: [10, 400, 900, 150, 15, 5, 1], p50: 3.2, p99: 14.5 },
       lossesByCause: { overspend_recovered: 4_800, overspend_written_off: 1_200 },
     },
