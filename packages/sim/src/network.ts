@@ -84,8 +84,12 @@ export class SimNetwork {
     return !this.down && !this.cut.has(terminal);
   }
 
-  /** A `fetch` for one terminal (0: a perfect link, for the operator's own calls). */
-  fetchFor(terminal: number, budgetMs = Number.POSITIVE_INFINITY): typeof fetch {
+  /**
+   * A `fetch` for one terminal (0: a perfect link, for the operator's own calls). `budgetMs` says
+   * how long the caller waits for an answer on a path (an online authorization waits far less than
+   * an upload).
+   */
+  fetchFor(terminal: number, budgetMs: (path: string) => number = () => Number.POSITIVE_INFINITY): typeof fetch {
     return async (input, init) => {
       const url = new URL(typeof input === 'string' || input instanceof URL ? input : input.url);
       const method = init?.method ?? 'GET';
@@ -110,7 +114,7 @@ export class SimNetwork {
         await send();
         throw new NetworkDown('answer lost');
       }
-      if (f !== undefined && f.delayMs > 0 && this.random.int(f.delayMs + 1) > budgetMs) {
+      if (f !== undefined && f.delayMs > 0 && this.random.int(f.delayMs + 1) > budgetMs(url.pathname)) {
         this.stats.timedOut++;
         await send();
         throw new NetworkDown('answer too late');

@@ -58,6 +58,7 @@ export class CrashJournal implements JournalStore {
   }
 
   async pending(afterSequence: number, max: number): Promise<Uint8Array[]> {
+    if (this.edits.size === 0) return this.inner.pending(afterSequence, max);
     const rows = await this.inner.pending(afterSequence, max + this.edits.size);
     const out: Uint8Array[] = [];
     for (const bytes of rows) {

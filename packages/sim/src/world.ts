@@ -10,7 +10,7 @@ import { join } from 'node:path';
 import { openPlatform, type Platform, seedCampus, seedCredential, seedHolder } from '@duet/platform';
 import type { CryptoProvider, Scene } from '@duet/protocol';
 import { field, isNum, isStr, PlatformCallError, PlatformClient } from '@duet/protocol/client';
-import { Terminal } from '@duet/terminal';
+import { ONLINE_BUDGET_MS_DEFAULT, Terminal, UPLOAD_TIMEOUT_MS_DEFAULT } from '@duet/terminal';
 import { activate, onlineAuthorizer } from '@duet/terminal/platform';
 import { MemoryKeyVault, MemoryWalletStore, Wallet } from '@duet/wallet';
 import type { SimNetwork } from './network.js';
@@ -63,7 +63,7 @@ export class SimTerminal {
       PLATFORM_URL,
       o.crypto,
       () => Math.floor(clock.nowMs() / 1000),
-      o.network.fetchFor(index + 1, ONLINE_BUDGET_MS),
+      o.network.fetchFor(index + 1, waitsMs),
     );
     const journal = new CrashJournal();
     const terminal = await openTerminal(o, journal, clock, client);
@@ -77,8 +77,8 @@ export class SimTerminal {
   }
 }
 
-/** The online budget the network holds calls to (the policy's default). */
-const ONLINE_BUDGET_MS = 300;
+/** How long a terminal waits for an answer: its online budget for an authorization, its upload timeout for anything else. */
+const waitsMs = (path: string): number => (path === '/v1/terminal/authorize' ? ONLINE_BUDGET_MS_DEFAULT : UPLOAD_TIMEOUT_MS_DEFAULT);
 
 async function openTerminal(o: WorldOptions, journal: CrashJournal, clock: { nowMs(): number }, client: PlatformClient): Promise<Terminal> {
   const online: { t: Terminal | undefined } = { t: undefined };
