@@ -137,15 +137,25 @@ export class Attackers {
     await this.attempt('revoked_credential', t, 1_500, (await w.nextCode()).text);
   }
 
-  /** A holder with little money pays the most each window allows, at window after window, while offline. */
+  /**
+   * A holder with little money pays the most each payment may be, again and again, at window after
+   * window, while offline: each terminal applies the credential's limits alone, so together they
+   * accept more than the holder has. Clearing must turn the difference into an advance (arrears).
+   */
   private async overspend(): Promise<void> {
     const w = this.wallets.get(this.overspender.id);
     if (w === undefined) return;
     this.overspendTried = true;
     for (const t of this.canteens().slice(0, 6)) {
-      const d = await this.sim.pay(t, 4_500, (await w.nextCode()).text);
-      if (d.accepted) this.overspendAccepted += 4_500;
-      this.sim.tally.trace(`${this.sim.stamp()} attack overspend_offline t${t.id} ${d.accepted ? `ok ${d.sequence}` : `no ${d.reason}`}`);
+      for (let i = 0; i < 3; i++) {
+        const code = await w.nextCode();
+        const amount = Math.min(code.code.credential.limits.perPayment, 4_500);
+        const d = await this.sim.pay(t, amount, code.text);
+        if (d.accepted) this.overspendAccepted += amount;
+        this.sim.tally.trace(
+          `${this.sim.stamp()} attack overspend_offline t${t.id} ${amount} ${d.accepted ? `ok ${d.sequence}` : `no ${d.reason}`}`,
+        );
+      }
     }
   }
 

@@ -26,6 +26,8 @@ export interface RunOptions extends Partial<Scenario> {
   readonly breakClearing?: BreakClearing;
   /** Runs the scenario a second time and adds the `deterministic` invariant (same trace hash). */
   readonly checkDeterminism?: boolean;
+  /** Each line of the trace as it is hashed (for `duet sim --trace` and debugging a seed). */
+  readonly onTrace?: (line: string) => void;
 }
 
 /** 12:00 campus time (UTC+8) on a September weekday: minute 0 of every run. */
@@ -39,6 +41,9 @@ const UPLOAD_EVERY_MS = 20_000;
 const SYNC_EVERY_MS = 60_000;
 /** The platform clears this often. */
 const CLEAR_EVERY_MS = 30_000;
+/** Serving one person at a window: showing the code, the beep, the tray moving on; 4 to 12 s. */
+const SERVICE_MIN_MS = 4_000;
+const SERVICE_SPREAD_MS = 8_000;
 /** Records per upload request. */
 const UPLOAD_BATCH = 50;
 /** Healing rounds at most before the run gives up waiting for quiet (each: sync, upload all, clear). */
@@ -67,12 +72,16 @@ export class Tally {
   private readonly hash = createHash('sha256');
   events = 0;
 
-  constructor(minutes: number) {
+  constructor(
+    minutes: number,
+    private readonly onTrace?: (line: string) => void,
+  ) {
     this.perMinute = new Array<number>(minutes).fill(0);
   }
 
   /** One line of the trace: semantic events only (no signature bytes, no wall-clock times). */
   trace(line: string): void {
+    this.onTrace?.(line);
     this.hash.update(line);
     this.hash.update('\n');
     this.events++;
@@ -103,9 +112,9 @@ export interface Sim {
 }
 
 export async function runSim(options: RunOptions = {}): Promise<SimResult> {
-  const { onProgress, breakClearing, checkDeterminism, ...overrides } = options;
+  const { onProgress, breakClearing, checkDeterminism, onTrace, ...overrides } = options;
   const scenario = checkScenario(defaultScenario(overrides));
-  const result = await runOnce(scenario, onProgress, breakClearing);
+  const result = await runOnce(scenario, onProgress, breakClearing, onTrace);
   if (checkDeterminism !== true) return result;
   const again = await runOnce(scenario, undefined, breakClearing);
   const same = again.summary.trace_hash === result.summary.trace_hash;
@@ -142,12 +151,13 @@ async function runOnce(
   scenario: Scenario,
   onProgress: RunOptions['onProgress'],
   breakClearing: BreakClearing | undefined,
+  onTrace?: (line: string) => void,
 ): Promise<SimResult> {
   const wallStart = performance.now();
   const random = sfc32(scenario.seed);
   const startMs = DAY_START_MS + minutesOf(scenario.startsAt) * MINUTE_MS;
   const queue = new EventQueue(startMs - 30 * MINUTE_MS);
-  const tally = new Tally(scenario.minutes);
+  const tally = new Tally(scenario.minutes, onTrace);
   const netRandom = random.fork('network');
   const network = new SimNetwork(scenario.faults, netRandom, (ms, run) => {
     queue.after(ms, async () => {
@@ -292,7 +302,7 @@ function scheduleAll(sim: Sim, arrivals: readonly Arrival[], random: Random, bre
     t.busy = true;
     queue.after(0, async () => {
       await serve(sim, t, holder, service);
-      queue.after(6_000 + service.int(14_000), () => serveNext(t));
+      queue.after(SERVICE_MIN_MS + service.int(SERVICE_SPREAD_MS), () => serveNext(t));
     });
   };
   for (const a of arrivals) {
