@@ -4,7 +4,7 @@
  * built command runs the real simulator end to end on the small campus.
  */
 import { spawnSync } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { reportBody, type Scenario, type SimResult } from '@duet/sim';
@@ -13,6 +13,19 @@ import { benchHtml } from '../src/bench/report.js';
 import { CliError } from '../src/command.js';
 import { parseSimArgs, runSimCommand, type SimEngine, type SimIo, scenarioFor } from '../src/commands/sim.js';
 import { fixtureResult } from '../../sim/test/fixture.js';
+
+/** The summary keys the issue asks `--json` for. */
+const ISSUE_KEYS = [
+  'seed',
+  'payments_accepted',
+  'payments_cleared',
+  'lost',
+  'double_counted',
+  'attacks_attempted',
+  'attacks_caught',
+  'books_balanced',
+  'invariants_ok',
+] as const;
 
 const bin = join(import.meta.dirname, '../dist/main.js');
 const dir = mkdtempSync(join(tmpdir(), 'duet-sim-cli-'));
@@ -151,19 +164,7 @@ describe('duet sim over a stand-in simulator', () => {
     const code = await runSimCommand(parseSimArgs(['--small', '--seed', '4', '--json']), fakeEngine(), io);
     expect(code).toBe(0);
     const s = JSON.parse(io.stdout()) as Record<string, unknown>;
-    for (const k of [
-      'seed',
-      'payments_accepted',
-      'payments_cleared',
-      'lost',
-      'double_counted',
-      'attacks_attempted',
-      'attacks_caught',
-      'books_balanced',
-      'invariants_ok',
-    ]) {
-      expect(s).toHaveProperty(k);
-    }
+    for (const k of ISSUE_KEYS) expect(s).toHaveProperty(k);
     expect(s.seed).toBe(4);
     // Not a terminal: a plain progress line per tenth, none of the bar's control characters.
     expect(io.stderr()).not.toContain('\r');
@@ -268,6 +269,26 @@ describe('the built duet sim', () => {
     expect(r.code).toBe(0);
     expect(r.out).toContain('--outage A-B');
     expect(r.out).toContain('不变量');
+  });
+
+  it('--small --seed 1 --json prints only a parseable summary with the issue keys, and --report writes the charts', () => {
+    const file = join(dir, 'seed1.html');
+    const r = duet('sim', '--small', '--seed', '1', '--json', '--report', file);
+    expect(r.code).toBe(0);
+    const s = JSON.parse(r.out) as Record<string, unknown>;
+    for (const k of ISSUE_KEYS) expect(s).toHaveProperty(k);
+    expect(s).toMatchObject({ seed: 1, lost: 0, double_counted: 0, books_balanced: true, invariants_ok: true });
+    expect(String(s.replay)).toContain('--seed 1');
+    const html = readFileSync(file, 'utf8');
+    expect(html).toContain('<svg');
+    expect(html).toContain('class="outage"');
+    expect(html).not.toContain('<script');
+  });
+
+  it('--seeds 3 --small runs three seeds of the small campus and exits 0', () => {
+    const r = duet('sim', '--seeds', '3', '--small', '--seed', '2', '--json');
+    expect(r.code).toBe(0);
+    expect(JSON.parse(r.out)).toMatchObject({ from_seed: 2, seeds: 3, seeds_failed: 0, invariants_ok: true, lost: 0, double_counted: 0 });
   });
 
   it('is listed in duet --help', () => {

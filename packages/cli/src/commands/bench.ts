@@ -17,7 +17,7 @@ import { benchWallet } from '../bench/wallet.js';
 import { benchWeb } from '../bench/web.js';
 import { benchHtml } from '../bench/report.js';
 import { CliError, type Command, flag, intOption, parseOptions, str } from '../command.js';
-import { loadSimEngine } from '../sim-engine.js';
+import { simEngine } from '../sim-engine.js';
 
 /**
  * Records per terminal in the upload storm by default. The issue asks for 2,000 (1,000,000 records
@@ -88,9 +88,7 @@ export const benchCommand: Command = {
       : {};
     const web = want('web') ? await benchWeb({ loads: 10, refreshes: 200, decisions: 200 }, progress) : {};
     const terminal = want('terminal') ? await benchTerminal(intOption(str(o, 'decisions'), 'decisions', 2_000, 100_000), progress) : {};
-    const sim = want('sim')
-      ? await benchSim(await loadSimEngine(), { small: flag(o, 'sim-small'), seed: 1, seconds }, progress)
-      : undefined;
+    const sim = want('sim') ? await benchSim(simEngine, { small: flag(o, 'sim-small'), seed: 1, seconds }, progress) : undefined;
     const simBody = sim === undefined ? '' : reportBody(sim.result);
     const part = str(o, 'sim-report-part');
     if (part !== undefined) writeFileSync(part, simBody);

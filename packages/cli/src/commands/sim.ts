@@ -6,19 +6,17 @@
  */
 import { writeFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
-import { renderReport, type MinuteWindow, type Scenario, type SimResult, type SimSummary } from '@duet/sim';
+import { type MinuteWindow, renderReport, SCENARIO_LIMITS, type Scenario, type SimResult, type SimSummary } from '@duet/sim';
 import { CliError, type Command, type Words } from '../command.js';
 import { Progress, type ProgressSink } from '../progress.js';
-import { loadSimEngine } from '../sim-engine.js';
+import { simEngine } from '../sim-engine.js';
 
 /** Seeds are 32-bit: the simulator's random generator takes a uint32. */
 const SEED_MAX = 2 ** 32 - 1;
-/** A large campus has ~50,000 holders; beyond 200,000 a run's memory, not its realism, grows. */
-const HOLDERS_MAX = 200_000;
-/** Serving windows (one terminal each); a campus's canteens together have a few hundred. */
-const WINDOWS_MAX = 1_000;
-/** A day: a rush longer than that is a different scenario. */
-const MINUTES_MAX = 1_440;
+/** Campus size and length: the simulator's own bounds (each with its reason there). */
+const HOLDERS_MAX = SCENARIO_LIMITS.holdersMax;
+const WINDOWS_MAX = SCENARIO_LIMITS.windowsMax;
+const MINUTES_MAX = SCENARIO_LIMITS.minutesMax;
 /** Added network delay: beyond a minute a call is lost, which --loss models. */
 const DELAY_MS_MAX = 60_000;
 /** --seeds: a million small runs is days of CPU; more is a typo. */
@@ -229,7 +227,7 @@ export async function runSimCommand(a: SimArgs, engine: SimEngine, io: SimIo): P
   const scenarioOf = (seed: number): Scenario => scenarioFor(a, a.small ? engine.smallScenario(seed) : engine.defaultScenario(seed));
   if (a.seeds !== undefined) return runManySeeds(a, a.seeds, scenarioOf, engine, io);
   const scenario = scenarioOf(a.seed);
-  const bar = new Progress(io.err, 'sim / 模拟 min');
+  const bar = new Progress(io.err, 'sim / 模拟 minute / 分钟');
   const result = await engine.run(scenario, (done, total) => bar.update(done, total));
   bar.done();
   if (a.report !== undefined) io.writeFile(a.report, renderReport(result));
@@ -255,7 +253,7 @@ async function runManySeeds(
   engine: SimEngine,
   io: SimIo,
 ): Promise<number> {
-  const bar = new Progress(io.err, 'sim / 模拟 seeds / 种子');
+  const bar = new Progress(io.err, 'sim / 模拟 seed / 种子');
   const failures: Failure[] = [];
   const totals = { payments_accepted: 0, payments_cleared: 0, lost: 0, double_counted: 0, attacks_attempted: 0, attacks_caught: 0 };
   let kept: SimResult | undefined;
@@ -265,7 +263,7 @@ async function runManySeeds(
     const scenario = scenarioOf(seed);
     let r: SimResult;
     try {
-      r = await engine.run(scenario, (done, total) => bar.update(i, count, `· seed / 种子 ${seed} min ${done}/${total}`));
+      r = await engine.run(scenario, (done, total) => bar.update(i, count, `· seed / 种子 ${seed} minute / 分钟 ${done}/${total}`));
     } catch (e) {
       // A crash is a failure of this seed like any other: it gets its replay command too.
       const msg = e instanceof Error ? e.message : String(e);
@@ -322,14 +320,14 @@ export const SIM_USAGE = [
 ].join('\n');
 
 /** `duet sim` over a given engine (main.ts passes the real simulator). */
-export function makeSimCommand(engine: () => Promise<SimEngine>): Command {
+export function makeSimCommand(engine: SimEngine): Command {
   return {
     name: 'sim',
     summary: { en: 'Simulate a lunch rush with faults and attackers; check the invariants', zh: '模拟带故障与攻击的午餐高峰并检查不变量' },
     usage: SIM_USAGE,
     async run(args) {
       const a = parseSimArgs(args);
-      return runSimCommand(a, await engine(), {
+      return runSimCommand(a, engine, {
         out: (t) => process.stdout.write(t),
         err: { isTTY: process.stderr.isTTY === true, write: (t) => process.stderr.write(t) },
         writeFile: (path, text) => writeFileSync(path, text),
@@ -338,4 +336,4 @@ export function makeSimCommand(engine: () => Promise<SimEngine>): Command {
   };
 }
 
-export const simCommand: Command = makeSimCommand(loadSimEngine);
+export const simCommand: Command = makeSimCommand(simEngine);

@@ -1,0 +1,57 @@
+import fc from 'fast-check';
+import { describe, expect, it } from 'vitest';
+import { EventQueue } from '../src/scheduler.js';
+
+describe('EventQueue: virtual time, one event at a time', () => {
+  it('runs events by time, then in the order they were scheduled', async () => {
+    fc.assert(
+      fc.asyncProperty(fc.array(fc.integer({ min: 0, max: 50 }), { maxLength: 200 }), async (times) => {
+        const q = new EventQueue(1_000);
+        const ran: [number, number][] = [];
+        for (const [i, t] of times.entries()) q.at(1_000 + t, () => void ran.push([q.nowMs(), i]));
+        await q.runUntil(2_000);
+        const expected = times.map((t, i) => [1_000 + t, i] as [number, number]).sort((a, b) => a[0] - b[0] || a[1] - b[1]);
+        expect(ran).toEqual(expected);
+        expect(q.nowMs()).toBe(2_000);
+      }),
+    );
+  });
+
+  it('awaits each event to its end before the next starts', async () => {
+    const q = new EventQueue(0);
+    const log: string[] = [];
+    q.at(10, async () => {
+      log.push('a start');
+      await new Promise((r) => setTimeout(r, 5));
+      log.push('a end');
+    });
+    q.at(10, () => void log.push('b'));
+    await q.runUntil(10);
+    expect(log).toEqual(['a start', 'a end', 'b']);
+  });
+
+  it('leaves events after the horizon for later, and a cancelled event never runs', async () => {
+    const q = new EventQueue(0);
+    const log: number[] = [];
+    q.at(5, () => void log.push(5));
+    const cancel = q.after(6, () => void log.push(6));
+    q.at(20, () => void log.push(20));
+    cancel();
+    await q.runUntil(10);
+    expect(log).toEqual([5]);
+    expect(q.nowMs()).toBe(10);
+    await q.runUntil(30);
+    expect(log).toEqual([5, 20]);
+  });
+
+  it('events scheduled by events run in the same pass when due, never in the past', async () => {
+    const q = new EventQueue(0);
+    const log: number[] = [];
+    q.at(5, () => {
+      q.after(0, () => void log.push(q.nowMs()));
+      q.at(1, () => void log.push(q.nowMs()));
+    });
+    await q.runUntil(10);
+    expect(log).toEqual([5, 5]);
+  });
+});
