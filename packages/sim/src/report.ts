@@ -290,7 +290,7 @@ export const REPORT_CSS = `.duet-sim{font:14px system-ui,"PingFang SC","Microsof
 .duet-sim svg text{font:11px system-ui,sans-serif;fill:#57606a}.duet-sim .ytick{text-anchor:end}.duet-sim .xtick{text-anchor:middle}
 .duet-sim .label{text-anchor:end;fill:#1f2328}.duet-sim .grid{stroke:#eaeef2}.duet-sim .line{fill:none;stroke-width:1.8}
 .duet-sim .outage{fill:#fff1cc}.duet-sim .bar{fill:#54aeff}.duet-sim .bar.loss{fill:#ff8182}.duet-sim .mark{stroke-width:1.5;stroke-dasharray:4 3}
-.duet-sim pre{background:#f6f8fa;padding:8px;overflow-x:auto}`;
+.duet-sim pre{background:#f6f8fa;padding:8px;white-space:pre-wrap;overflow-wrap:anywhere}`;
 
 /** The report without the page around it: one `<section class="duet-sim">`, styled by REPORT_CSS. */
 export function reportBody(r: SimResult): string {
