@@ -72,7 +72,12 @@ export interface SimSeries {
   /** Records decided on terminals but not yet acknowledged by the platform, end of each minute. */
   readonly uploadBacklog: readonly number[];
   /** Decision latency histogram of the real terminal code (wall-clock, not part of the trace hash). */
-  readonly latencyMs: { readonly bucketsMs: readonly number[]; readonly counts: readonly number[]; readonly p50: number; readonly p99: number };
+  readonly latencyMs: {
+    readonly bucketsMs: readonly number[];
+    readonly counts: readonly number[];
+    readonly p50: number;
+    readonly p99: number;
+  };
   /** Losses by cause, fen (e.g. overspend recovered later vs written off). */
   readonly lossesByCause: { readonly [cause: string]: number };
 }
