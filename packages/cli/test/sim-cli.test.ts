@@ -264,6 +264,12 @@ describe('the built duet sim', () => {
     expect(e.error.zh).toContain('概率');
   });
 
+  it('a --report into a folder that does not exist is refused before the run', () => {
+    const r = duet('sim', '--small', '--report', join(dir, 'no-such-folder', 'r.html'));
+    expect(r.code).toBe(2);
+    expect(JSON.parse(r.err)).toMatchObject({ error: { code: 'bad_arguments' } });
+  });
+
   it('--help shows the options in both languages', () => {
     const r = duet('sim', '--help');
     expect(r.code).toBe(0);

@@ -4,7 +4,8 @@
  * HTML report; --seeds N runs N seeds and prints the replay command of every failing one. The exit
  * code is 0 only when every invariant held, so CI can run it as a test.
  */
-import { writeFileSync } from 'node:fs';
+import { existsSync, writeFileSync } from 'node:fs';
+import { dirname, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { type MinuteWindow, renderReport, SCENARIO_LIMITS, type Scenario, type SimResult, type SimSummary } from '@duet/sim';
 import { CliError, type Command, type Words } from '../command.js';
@@ -327,10 +328,24 @@ export function makeSimCommand(engine: SimEngine): Command {
     usage: SIM_USAGE,
     async run(args) {
       const a = parseSimArgs(args);
+      // A run can take minutes: find out now, not after it, that the report cannot be written.
+      if (a.report !== undefined && !existsSync(dirname(resolve(a.report)))) {
+        throw new CliError('bad_arguments', {
+          en: `--report: the folder of ${a.report} does not exist`,
+          zh: `--report：${a.report} 所在的文件夹不存在`,
+        });
+      }
       return runSimCommand(a, engine, {
         out: (t) => process.stdout.write(t),
         err: { isTTY: process.stderr.isTTY === true, write: (t) => process.stderr.write(t) },
-        writeFile: (path, text) => writeFileSync(path, text),
+        writeFile: (path, text) => {
+          try {
+            writeFileSync(path, text);
+          } catch (e) {
+            const msg = e instanceof Error ? e.message : String(e);
+            throw new CliError('report_write_failed', { en: `Could not write the report: ${msg}`, zh: `无法写入报告：${msg}` });
+          }
+        },
       });
     },
   };
