@@ -260,10 +260,14 @@ export class Attackers {
       return out[k];
     };
     const flagsOf = async (terminalId: number, sequence: number) =>
-      db.all<{ reason: string; paid: number; bears: string; amount: number }>(
-        'SELECT reason, paid, bears, amount FROM clearing_flags WHERE terminal_id = ? AND sequence = ?',
-        [terminalId, sequence],
-      );
+      (
+        await db.all<{ reason: string; paid: number; bears: string; amount: number }>(
+          'SELECT reason, paid, bears, amount FROM clearing_flags WHERE terminal_id = ? AND sequence = ?',
+          [terminalId, sequence],
+        )
+      ).map((f) => ({ ...f, key: `${terminalId}:${sequence}:${f.reason}` }));
+    // A record's loss is counted once, even when two replays of one code both point at it.
+    const counted = new Set<string>();
     for (const a of this.attempts) {
       const g = get(a.kind);
       g.attempted++;
@@ -286,7 +290,11 @@ export class Attackers {
       }
       if (caught) g.flagged++;
       else g.missed++;
-      g.unrecoveredFen += flags.filter((f) => Number(f.paid) === 1 && f.bears === 'loss_reserve').reduce((n, f) => n + Number(f.amount), 0);
+      for (const f of flags) {
+        if (Number(f.paid) !== 1 || f.bears !== 'loss_reserve' || counted.has(f.key)) continue;
+        counted.add(f.key);
+        g.unrecoveredFen += Number(f.amount);
+      }
     }
     if (this.overspendTried) {
       const g = get('overspend_offline');

@@ -14,7 +14,7 @@ import { checkInvariants } from './invariants.js';
 import { SimNetwork } from './network.js';
 import { type Random, sfc32 } from './random.js';
 import type { AttackKind, AttackTally, Scenario, SimResult, SimSeries } from './result.js';
-import { checkScenario, defaultScenario, replayCommand } from './scenario.js';
+import { checkScenario, defaultScenario, replayCommand, smallScenario } from './scenario.js';
 import { EventQueue } from './scheduler.js';
 import { enrolWallet, openWorld, type SimTerminal, type World } from './world.js';
 
@@ -131,12 +131,15 @@ export async function runSim(options: RunOptions = {}): Promise<SimResult> {
   return { ...result, invariants, summary: { ...result.summary, invariants_ok: invariants.every((i) => i.ok) } };
 }
 
-/** Runs seeds `from` to `from + count - 1` of the small campus one after another, reporting each. */
+/**
+ * Runs seeds `from` to `from + count - 1` one after another, reporting each; the scenario of a seed
+ * is the small campus unless `make` says otherwise (e.g. `(seed) => ({ seed })` for the default one).
+ */
 export async function runSeeds(
   from: number,
   count: number,
   onEach: (result: SimResult) => void,
-  make: (seed: number) => Partial<Scenario> = (seed) => ({ seed }),
+  make: (seed: number) => Partial<Scenario> = smallScenario,
 ): Promise<{ readonly failed: readonly SimResult[] }> {
   const failed: SimResult[] = [];
   for (let seed = from; seed < from + count; seed++) {
