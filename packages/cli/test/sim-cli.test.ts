@@ -12,6 +12,7 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { benchHtml } from '../src/bench/report.js';
 import { CliError } from '../src/command.js';
 import { parseSimArgs, runSimCommand, type SimEngine, type SimIo, scenarioFor } from '../src/commands/sim.js';
+import { simEngine } from '../src/sim-engine.js';
 import { fixtureResult } from '../../sim/test/fixture.js';
 
 /** The summary keys the issue asks `--json` for. */
@@ -157,6 +158,42 @@ function capture(isTTY = false): SimIo & { stdout: () => string; stderr: () => s
     files,
   };
 }
+
+describe('replay commands', () => {
+  /** The scenario `duet sim` runs for a replay command's arguments. */
+  const replayed = (s: Scenario): Scenario => {
+    const [npx, duetBin, sim, ...args] = simEngine.replayCommand(s).split(' ');
+    expect([npx, duetBin, sim]).toEqual(['npx', 'duet', 'sim']);
+    return scenarioFor(parseSimArgs(args), simEngine.defaultScenario(Number(args[1])));
+  };
+
+  it.each([
+    ['the default rush', simEngine.defaultScenario(5)],
+    ['the small campus', simEngine.smallScenario(4711)],
+    [
+      'no attackers, two outages, odd faults',
+      {
+        ...simEngine.smallScenario(9),
+        attacks: false,
+        outages: [
+          { from: 1, to: 3 },
+          { from: 8, to: 19 },
+        ],
+        faults: { loss: 0.125, duplicate: 0, reorder: 1, delayMs: 0, crash: 0.5 },
+      },
+    ],
+  ])('parse back into the very scenario they came from: %s', (_name, s) => {
+    expect(replayed(s)).toEqual(s);
+  });
+
+  // Known bug in @duet/sim's replayCommand: a scenario without outages prints no --outage, so the
+  // replay gets the default 12:05–12:40 outage. It should print "--outage none". Remove `.fails`
+  // when that is fixed.
+  it.fails('parse back a scenario without outages', () => {
+    const s = { ...simEngine.smallScenario(3), outages: [] };
+    expect(replayed(s)).toEqual(s);
+  });
+});
 
 describe('duet sim over a stand-in simulator', () => {
   it('--json prints only the summary JSON with the issue keys; exit 0 when the invariants hold', async () => {
