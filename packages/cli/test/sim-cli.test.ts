@@ -90,6 +90,7 @@ describe('duet sim flags', () => {
     [['--crash', '-0.1']],
     [['--delay-ms', '60001']],
     [['--seeds', '0']],
+    [['--seed', '4294967295', '--seeds', '2']],
     [['--outage', '40-5']],
     [['--outage', '5-5']],
     [['--outage', 'noon']],
@@ -264,6 +265,15 @@ describe('duet sim over a stand-in simulator', () => {
       failures: unknown[];
     };
     expect(s).toMatchObject({ seeds: 3, seeds_failed: 0, invariants_ok: true, payments_accepted: 3 * 1_481, failures: [] });
+  });
+
+  it('a single run that crashes the simulator exits 1 with the stack and its replay command', async () => {
+    const crashing: SimEngine = { ...fakeEngine(), run: () => Promise.reject(new Error('boom')) };
+    const io = capture();
+    expect(await runSimCommand(parseSimArgs(['--seed', '6']), crashing, io)).toBe(1);
+    expect(io.stderr()).toContain('CRASHED / 崩溃: Error: boom');
+    expect(io.stderr()).toContain('replay / 重放: npm run sim -- --seed 6');
+    expect(io.stdout()).toBe('');
   });
 
   it('a seed that crashes the simulator is a failure with its replay command, and the others still run', async () => {

@@ -107,12 +107,17 @@ export function parseSimArgs(args: readonly string[]): SimArgs {
   if (minutes !== undefined && lastEnd > minutes) {
     throw bad(`--outage ends after the run's ${minutes} minutes`, `--outage 结束于模拟的 ${minutes} 分钟之后`);
   }
+  const seed = intArg(v.seed, 'seed', 0, SEED_MAX) ?? 1;
+  const seeds = intArg(v.seeds, 'seeds', 1, SEEDS_MAX);
+  if (seeds !== undefined && seed + seeds - 1 > SEED_MAX) {
+    throw bad(`--seed + --seeds goes past the last seed, ${SEED_MAX}`, `--seed 加 --seeds 超出最大种子 ${SEED_MAX}`);
+  }
   const report = v.report;
   if (report !== undefined && report.trim() === '') throw bad('--report needs a file name', '--report 需要文件名');
   const opt = <K extends string, T>(key: K, value: T | undefined): { [P in K]?: T } =>
     (value === undefined ? {} : { [key]: value }) as { [P in K]?: T };
   return {
-    seed: intArg(v.seed, 'seed', 0, SEED_MAX) ?? 1,
+    seed,
     small: v.small === true,
     attacks: v['no-attacks'] !== true,
     json: v.json === true,
@@ -125,7 +130,7 @@ export function parseSimArgs(args: readonly string[]): SimArgs {
     ...opt('reorder', probabilityArg(v.reorder, 'reorder')),
     ...opt('delayMs', intArg(v['delay-ms'], 'delay-ms', 0, DELAY_MS_MAX)),
     ...opt('crash', probabilityArg(v.crash, 'crash')),
-    ...opt('seeds', intArg(v.seeds, 'seeds', 1, SEEDS_MAX)),
+    ...opt('seeds', seeds),
     ...opt('report', report),
   };
 }
@@ -229,7 +234,15 @@ export async function runSimCommand(a: SimArgs, engine: SimEngine, io: SimIo): P
   if (a.seeds !== undefined) return runManySeeds(a, a.seeds, scenarioOf, engine, io);
   const scenario = scenarioOf(a.seed);
   const bar = new Progress(io.err, 'sim / 模拟 minute / 分钟');
-  const result = await engine.run(scenario, (done, total) => bar.update(done, total));
+  let result: SimResult;
+  try {
+    result = await engine.run(scenario, (done, total) => bar.update(done, total));
+  } catch (e) {
+    // A crash is a failing seed too: say how to replay it, with the stack for whoever does.
+    bar.log(`CRASHED / 崩溃: ${e instanceof Error ? (e.stack ?? e.message) : String(e)}`);
+    io.err.write(`replay / 重放: ${engine.replayCommand(scenario)}\n`);
+    return 1;
+  }
   bar.done();
   if (a.report !== undefined) io.writeFile(a.report, renderReport(result));
   io.out(a.json ? `${JSON.stringify(result.summary)}\n` : summaryTable(result.summary, result.scenario));
