@@ -57,7 +57,9 @@ export class Attackers {
       return h;
     };
     this.overspender = pick(byFunds[0]);
-    this.revoked = pick(byFunds.find((h) => !this.reserved.has(h.id) && funds(h) >= 10_000));
+    this.revoked = pick(
+      byFunds.find((h) => !this.reserved.has(h.id) && funds(h) >= 10_000) ?? byFunds.find((h) => !this.reserved.has(h.id)),
+    );
     this.payer = pick([...byFunds].reverse().find((h) => !this.reserved.has(h.id)));
     this.expired = pick(byFunds.find((h) => !this.reserved.has(h.id)));
   }
