@@ -76,6 +76,8 @@ export class Tally {
   readonly queueLength: number[] = [];
   readonly backlog: number[] = [];
   readonly latencies: number[] = [];
+  /** Declined because power was cut during the append, yet the record landed: the holder is charged for it. */
+  chargedAfterPowerCutFen = 0;
   private readonly hash = createHash('sha256');
   events = 0;
 
@@ -258,9 +260,14 @@ function makeSim(
     },
     async pay(t, amount, text) {
       const began = performance.now();
+      const headBefore = t.terminal.headSequence;
       const d = t.scene === 'gate' ? await t.terminal.checkIdentity(text) : await t.terminal.pay(amount, text);
       tally.latencies.push(performance.now() - began);
       await sim.afterOp(t);
+      if (!d.accepted && t.terminal.headSequence > headBefore) {
+        tally.chargedAfterPowerCutFen += amount;
+        tally.trace(`${sim.stamp()} t${t.id} record ${t.terminal.headSequence} landed though the decision failed`);
+      }
       const out: { accepted: boolean; reason?: string; sequence?: number } = { accepted: d.accepted };
       if (d.reason !== undefined) out.reason = d.reason;
       if (d.sequence !== undefined) out.sequence = d.sequence;
@@ -541,7 +548,7 @@ function buildResult(
     queueLength: tally.queueLength,
     uploadBacklog: tally.backlog,
     latencyMs: latencyHistogram(tally.latencies),
-    lossesByCause: invariants.lossesByCause,
+    lossesByCause: { ...invariants.lossesByCause, holder_charged_after_power_cut: tally.chargedAfterPowerCutFen },
   };
   return {
     scenario,
