@@ -15,8 +15,6 @@ import { enrolWallet, type SimHolder, type SimTerminal } from './world.js';
 const MINUTE_MS = 60_000;
 /** The skewed terminal's clock runs this far behind: hours, as the issue asks. */
 const SKEW_MS = -6 * 3_600_000;
-/** The expired credential ran out this long ago; the skewed terminal's clock puts it back inside its validity. */
-const EXPIRED_AGO_S = 3 * 3_600;
 /** A record's amount field: after header (1), terminal id (4), sequence (4), previous hash (32), time (4), kind/path/medium/outcome (4). */
 const RECORD_AMOUNT_OFFSET = 49;
 
@@ -40,6 +38,8 @@ export class Attackers {
   private readonly expired: SimHolder;
   private readonly wallets = new Map<number, Wallet>();
   private expiredCredential: { credential: Credential; device: Signer } | undefined;
+  /** A valid credential whose device key the attacker holds, to sign a code at a skewed terminal's wrong time. */
+  private ownCredential: { credential: Credential; device: Signer } | undefined;
   private forger: { issuer: Signer; device: Signer } | undefined;
   private counter = 1;
   private overspendAccepted = 0;
@@ -57,12 +57,28 @@ export class Attackers {
       return h;
     };
     this.overspender = pick(byFunds[0]);
-    this.revoked = pick(byFunds.find((h) => !this.reserved.has(h.id) && funds(h) >= 10_000));
+    this.revoked = pick(
+      byFunds.find((h) => !this.reserved.has(h.id) && funds(h) >= 10_000) ?? byFunds.find((h) => !this.reserved.has(h.id)),
+    );
     this.payer = pick([...byFunds].reverse().find((h) => !this.reserved.has(h.id)));
     this.expired = pick(byFunds.find((h) => !this.reserved.has(h.id)));
   }
 
-  /** Wallets of the attacking holders, the forger's keys and an expired credential, before the rush. */
+  /** When the campus is made (days before the rush): a credential that will have expired by lunch. */
+  async issueEarly(): Promise<void> {
+    const { world, queue } = this.sim;
+    const device = await world.crypto.suite('p256').generate();
+    const credential = await seedCredential(
+      world.platform.db,
+      world.platform.keys,
+      this.expired.id,
+      device,
+      Math.floor(queue.nowMs() / 1000),
+    );
+    this.expiredCredential = { credential, device };
+  }
+
+  /** Wallets of the attacking holders, the forger's keys and a credential whose key the attacker holds, on the morning of the rush. */
   async prepare(): Promise<void> {
     const { world, queue } = this.sim;
     for (const h of [this.revoked, this.overspender, this.payer]) {
@@ -72,10 +88,14 @@ export class Attackers {
     const suite = world.crypto.suite('p256');
     this.forger = { issuer: await suite.generate(), device: await suite.generate() };
     const device = await suite.generate();
-    const validityS = 72 * 3_600;
-    const issuedAt = Math.floor(queue.nowMs() / 1000) - validityS - EXPIRED_AGO_S + 30 * 60;
-    const credential = await seedCredential(world.platform.db, world.platform.keys, this.expired.id, device, issuedAt);
-    this.expiredCredential = { credential, device };
+    const credential = await seedCredential(
+      world.platform.db,
+      world.platform.keys,
+      this.expired.id,
+      device,
+      Math.floor(queue.nowMs() / 1000),
+    );
+    this.ownCredential = { credential, device };
   }
 
   schedule(): void {
@@ -200,18 +220,19 @@ export class Attackers {
   }
 
   /**
-   * A terminal whose clock runs six hours slow, and an expired credential that was valid by that
-   * clock: the holder's device signs its code at the terminal's wrong time.
+   * A terminal whose clock runs six hours slow, where the attacker's device signs its code at the
+   * terminal's wrong time; and a credential that expired a day ago, shown at another window.
    */
   private async skewAndExpired(): Promise<void> {
     const e = this.expiredCredential;
+    const own = this.ownCredential;
     const c = this.canteens();
     const t = c[c.length - 1];
-    if (e === undefined || t === undefined) return;
+    if (e === undefined || own === undefined || t === undefined) return;
     t.skewMs = SKEW_MS;
     this.sim.tally.trace(`${this.sim.stamp()} attack skews t${t.id} by ${SKEW_MS / 3_600_000} h`);
     const skewedS = Math.floor(t.clock.nowMs() / 1000);
-    await this.attempt('skewed_terminal_clock', t, 1_000, codeToText(await makeCode(e.credential, e.device, skewedS, this.counter++)));
+    await this.attempt('skewed_terminal_clock', t, 1_000, codeToText(await makeCode(own.credential, own.device, skewedS, this.counter++)));
     const nowS = Math.floor(this.sim.queue.nowMs() / 1000);
     const other = this.r.pick(c.filter((x) => x !== t).length > 0 ? c.filter((x) => x !== t) : c);
     await this.attempt('expired_credential', other, 1_000, codeToText(await makeCode(e.credential, e.device, nowS, this.counter++)));

@@ -35,6 +35,13 @@ const DAY_START_MS = Date.UTC(2026, 8, 14, 0, 0, 0) - 8 * 3_600_000;
 const MINUTE_MS = 60_000;
 /** One crypto provider for every run: the real Node one. */
 const CRYPTO = nodeCrypto();
+/**
+ * The campus (platform, keys, terminals) is made four days before the rush, so a credential issued
+ * then has expired by lunch (credentials last 72 h): the expired-credential attacker's.
+ */
+const CAMPUS_MADE_BEFORE_MS = 4 * 86_400_000;
+/** Lists are published and synced, and wallets enrolled, this long before minute 0. */
+const MORNING_BEFORE_MS = 30 * MINUTE_MS;
 /** Each terminal tries an upload this often while it has records waiting (plus jitter and network delay). */
 const UPLOAD_EVERY_MS = 20_000;
 /** Each terminal syncs its lists this often when it can reach the platform. */
@@ -69,6 +76,8 @@ export class Tally {
   readonly queueLength: number[] = [];
   readonly backlog: number[] = [];
   readonly latencies: number[] = [];
+  /** Declined because power was cut during the append, yet the record landed: the holder is charged for it. */
+  chargedAfterPowerCutFen = 0;
   private readonly hash = createHash('sha256');
   events = 0;
 
@@ -159,7 +168,7 @@ async function runOnce(
   const wallStart = performance.now();
   const random = sfc32(scenario.seed);
   const startMs = DAY_START_MS + minutesOf(scenario.startsAt) * MINUTE_MS;
-  const queue = new EventQueue(startMs - 30 * MINUTE_MS);
+  const queue = new EventQueue(startMs - CAMPUS_MADE_BEFORE_MS);
   const tally = new Tally(scenario.minutes, onTrace);
   const netRandom = random.fork('network');
   const network = new SimNetwork(scenario.faults, netRandom, (ms, run) => {
@@ -182,6 +191,11 @@ async function runOnce(
   try {
     const sim = makeSim(scenario, queue, network, world, tally, random, startMs);
     const attackers = scenario.attacks ? new Attackers(sim, random.fork('attacks')) : undefined;
+    await attackers?.issueEarly();
+    // The morning of the rush: the operator publishes fresh lists and every terminal syncs them.
+    await queue.runUntil(startMs - MORNING_BEFORE_MS);
+    await world.op('POST', '/v1/lists/publish');
+    for (const t of world.terminals) await syncOnce(sim, t);
     const arrivals = planArrivals(scenario, world, random.fork('arrivals'), attackers?.reserved ?? new Set());
     for (const a of arrivals) {
       const w = await enrolWallet(world, queue, a.holder);
@@ -246,9 +260,14 @@ function makeSim(
     },
     async pay(t, amount, text) {
       const began = performance.now();
+      const headBefore = t.terminal.headSequence;
       const d = t.scene === 'gate' ? await t.terminal.checkIdentity(text) : await t.terminal.pay(amount, text);
       tally.latencies.push(performance.now() - began);
       await sim.afterOp(t);
+      if (!d.accepted && t.terminal.headSequence > headBefore) {
+        tally.chargedAfterPowerCutFen += amount;
+        tally.trace(`${sim.stamp()} t${t.id} record ${t.terminal.headSequence} landed though the decision failed`);
+      }
       const out: { accepted: boolean; reason?: string; sequence?: number } = { accepted: d.accepted };
       if (d.reason !== undefined) out.reason = d.reason;
       if (d.sequence !== undefined) out.sequence = d.sequence;
@@ -529,7 +548,7 @@ function buildResult(
     queueLength: tally.queueLength,
     uploadBacklog: tally.backlog,
     latencyMs: latencyHistogram(tally.latencies),
-    lossesByCause: invariants.lossesByCause,
+    lossesByCause: { ...invariants.lossesByCause, holder_charged_after_power_cut: tally.chargedAfterPowerCutFen },
   };
   return {
     scenario,

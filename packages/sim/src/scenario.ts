@@ -37,6 +37,8 @@ export const SCENARIO_LIMITS = {
   holdersMax: 200_000,
   /** Terminal ids and per-window state; a campus has hundreds of windows, not thousands. */
   windowsMax: 1_000,
+  /** The attackers use four holders of their own, out of the lunch crowd; fewer holders leave no crowd. */
+  holdersWithAttacksMin: 20,
   /** One simulated day at most: credentials last 72 h, so no renewal model is needed. */
   minutesMax: 24 * 60,
 } as const;
@@ -48,6 +50,8 @@ export function checkScenario(s: Scenario): Scenario {
   int(s.seed, 'seed', 0, 0xffff_ffff);
   int(s.holders, 'holders', 1, SCENARIO_LIMITS.holdersMax);
   int(s.windows, 'windows', 1, SCENARIO_LIMITS.windowsMax);
+  if (s.attacks && s.holders < SCENARIO_LIMITS.holdersWithAttacksMin)
+    throw new RangeError(`attacks need at least ${SCENARIO_LIMITS.holdersWithAttacksMin} holders, got ${s.holders} (or turn attacks off)`);
   int(s.minutes, 'minutes', 1, SCENARIO_LIMITS.minutesMax);
   for (const w of s.outages) {
     if (!Number.isFinite(w.from) || !Number.isFinite(w.to) || w.from < 0 || w.to < w.from)

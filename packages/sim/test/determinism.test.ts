@@ -33,3 +33,18 @@ describe('determinism: a seed replays the same run', () => {
     expect(r.summary.invariants_ok).toBe(true);
   });
 });
+
+describe('scenarios', () => {
+  it('refuses options out of bounds with words that name them', async () => {
+    await expect(runSim({ ...smallScenario(1), holders: 0 })).rejects.toThrow(/holders/);
+    await expect(runSim({ ...smallScenario(1), holders: 10 })).rejects.toThrow(/attacks need at least 20 holders/);
+    await expect(runSim({ ...smallScenario(1), faults: { ...smallScenario(1).faults, loss: 2 } })).rejects.toThrow(/loss/);
+    await expect(runSim({ ...smallScenario(1), outages: [{ from: 5, to: 2 }] })).rejects.toThrow(/outage/);
+  });
+
+  it('a tiny campus without attacks, one window and no outage still keeps every invariant', async () => {
+    const r = await runSim({ ...smallScenario(2), holders: 10, windows: 1, minutes: 5, outages: [], attacks: false });
+    expect(r.invariants.filter((i) => !i.ok)).toEqual([]);
+    expect(r.series.paymentsPerMinute).toHaveLength(5);
+  });
+});
