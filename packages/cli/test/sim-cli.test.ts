@@ -76,6 +76,7 @@ describe('duet sim flags', () => {
     });
     expect(parseSimArgs([])).toEqual({ seed: 1, small: false, attacks: true, json: false });
     expect(parseSimArgs(['--outage', 'none']).outages).toEqual([]);
+    expect(parseSimArgs(['--holders', '5', '--no-attacks'])).toMatchObject({ holders: 5, attacks: false });
   });
 
   it.each([
@@ -83,6 +84,7 @@ describe('duet sim flags', () => {
     [['--seed', '4294967296']],
     [['--seed', '1e3']],
     [['--holders', '0']],
+    [['--holders', '19']],
     [['--windows', '1001']],
     [['--minutes', '1441']],
     [['--loss', '1.5']],

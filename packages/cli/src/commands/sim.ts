@@ -112,6 +112,15 @@ export function parseSimArgs(args: readonly string[]): SimArgs {
   if (seeds !== undefined && seed + seeds - 1 > SEED_MAX) {
     throw bad(`--seed + --seeds goes past the last seed, ${SEED_MAX}`, `--seed 加 --seeds 超出最大种子 ${SEED_MAX}`);
   }
+  const holders = intArg(v.holders, 'holders', 1, HOLDERS_MAX);
+  const attacks = v['no-attacks'] !== true;
+  if (attacks && holders !== undefined && holders < SCENARIO_LIMITS.holdersWithAttacksMin) {
+    const min = SCENARIO_LIMITS.holdersWithAttacksMin;
+    throw bad(
+      `The attackers need a crowd: --holders at least ${min}, or --no-attacks`,
+      `攻击者需要人群掩护：--holders 至少 ${min}，或使用 --no-attacks`,
+    );
+  }
   const report = v.report;
   if (report !== undefined && report.trim() === '') throw bad('--report needs a file name', '--report 需要文件名');
   const opt = <K extends string, T>(key: K, value: T | undefined): { [P in K]?: T } =>
@@ -119,9 +128,9 @@ export function parseSimArgs(args: readonly string[]): SimArgs {
   return {
     seed,
     small: v.small === true,
-    attacks: v['no-attacks'] !== true,
+    attacks,
     json: v.json === true,
-    ...opt('holders', intArg(v.holders, 'holders', 1, HOLDERS_MAX)),
+    ...opt('holders', holders),
     ...opt('windows', intArg(v.windows, 'windows', 1, WINDOWS_MAX)),
     ...opt('minutes', minutes),
     ...opt('outages', outages),
