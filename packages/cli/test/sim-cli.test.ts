@@ -76,6 +76,7 @@ describe('duet sim flags', () => {
     });
     expect(parseSimArgs([])).toEqual({ seed: 1, small: false, attacks: true, json: false });
     expect(parseSimArgs(['--outage', 'none']).outages).toEqual([]);
+    expect(parseSimArgs(['--loss', '1e-7']).loss).toBe(1e-7);
     expect(parseSimArgs(['--holders', '5', '--no-attacks'])).toMatchObject({ holders: 5, attacks: false });
   });
 
@@ -182,7 +183,7 @@ describe('replay commands', () => {
           { from: 1, to: 3 },
           { from: 8, to: 19 },
         ],
-        faults: { loss: 0.125, duplicate: 0, reorder: 1, delayMs: 0, crash: 0.5 },
+        faults: { loss: 0.125, duplicate: 1e-7, reorder: 1, delayMs: 0, crash: 1 / 3 },
       },
     ],
   ])('parse back into the very scenario they came from: %s', (_name, s) => {

@@ -61,7 +61,8 @@ function intArg(v: string | undefined, name: string, min: number, max: number): 
 function probabilityArg(v: string | undefined, name: string): number | undefined {
   if (v === undefined) return undefined;
   const n = Number(v);
-  if (!/^(\d{1,3}(\.\d{1,9})?|\.\d{1,9})$/.test(v) || !(n >= 0 && n <= 1)) {
+  // Exponents too: the replay command prints what JavaScript prints, and 0.0000001 prints as 1e-7.
+  if (!/^(\d{1,3}(\.\d{1,17})?|\.\d{1,17})(e-\d{1,3})?$/i.test(v) || !(n >= 0 && n <= 1)) {
     throw bad(`--${name} must be a probability from 0 to 1 (e.g. 0.05)`, `--${name} 必须是 0 到 1 之间的概率（如 0.05）`);
   }
   return n;
