@@ -14,7 +14,6 @@ import { benchProtocol } from '../bench/protocol.js';
 import { benchSim } from '../bench/sim.js';
 import { benchTerminal } from '../bench/terminal.js';
 import { benchWallet } from '../bench/wallet.js';
-import { benchWeb } from '../bench/web.js';
 import { benchHtml } from '../bench/report.js';
 import { CliError, type Command, flag, intOption, parseOptions, str } from '../command.js';
 import { simEngine } from '../sim-engine.js';
@@ -86,7 +85,9 @@ export const benchCommand: Command = {
           progress,
         )
       : {};
-    const web = want('web') ? await benchWeb({ loads: 10, refreshes: 200, decisions: 200 }, progress) : {};
+    const web = want('web')
+      ? await (await import('../bench/web.js')).benchWeb({ loads: 10, refreshes: 200, decisions: 200 }, progress)
+      : {};
     const terminal = want('terminal') ? await benchTerminal(intOption(str(o, 'decisions'), 'decisions', 2_000, 100_000), progress) : {};
     const sim = want('sim') ? await benchSim(simEngine, { small: flag(o, 'sim-small'), seed: 1, seconds }, progress) : undefined;
     const simBody = sim === undefined ? '' : reportBody(sim.result);
