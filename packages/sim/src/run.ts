@@ -484,9 +484,16 @@ async function breakRule(sim: Sim, mode: BreakClearing): Promise<void> {
     await db.run("DELETE FROM clearing_flags WHERE reason = 'replay'");
     return;
   }
-  const row = await db.one<{ terminal_id: number; sequence: number }>(
-    "SELECT terminal_id, sequence FROM records WHERE cleared = 'posted' ORDER BY terminal_id, sequence LIMIT 1",
-  );
+  // The rule breaks on a payment a window accepted from an honest holder, the first one cleared.
+  let row: { terminal_id: number; sequence: number } | undefined;
+  for (const a of sim.tally.accepted) {
+    if (a.kind !== 'payment') continue;
+    const r = await db.one('SELECT cleared FROM records WHERE terminal_id = ? AND sequence = ?', [a.terminalId, a.sequence]);
+    if (r?.cleared === 'posted') {
+      row = { terminal_id: a.terminalId, sequence: a.sequence };
+      break;
+    }
+  }
   if (row === undefined) return;
   if (mode === 'double_count') {
     const ref = `record:${row.terminal_id}:${row.sequence}:again`;

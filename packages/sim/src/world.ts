@@ -4,7 +4,7 @@
  * eat. Everything is made through the real code: the operator's HTTP API, terminal activation
  * with the real adapter, credentials issued by the platform's issuance code.
  */
-import { mkdtempSync, rmSync } from 'node:fs';
+import { copyFileSync, existsSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { openPlatform, type Platform, seedCampus, seedCredential, seedHolder } from '@duet/platform';
@@ -14,7 +14,7 @@ import { ONLINE_BUDGET_MS_DEFAULT, Terminal, UPLOAD_TIMEOUT_MS_DEFAULT } from '@
 import { activate, onlineAuthorizer } from '@duet/terminal/platform';
 import { MemoryKeyVault, MemoryWalletStore, Wallet } from '@duet/wallet';
 import type { SimNetwork } from './network.js';
-import type { Random } from './random.js';
+import { type Random, sfc32 } from './random.js';
 import type { EventQueue } from './scheduler.js';
 import { CrashJournal } from './storage.js';
 
@@ -138,13 +138,62 @@ export function placeOf(i: number, n: number): Scene {
   return 'canteen';
 }
 
+/**
+ * Campuses made in this process, by size and time of making. A run copies one instead of making it
+ * again: the platform's key seals (scrypt) and the staff accounts (argon2) are most of a small run's
+ * cost. The campus is the same for every seed of a size (made from CAMPUS_SEED); the run's seed
+ * drives everything that happens on it.
+ */
+const templates = new Map<string, Promise<{ readonly file: string; readonly holders: SimHolder[] }>>();
+/** Memory-backed when there is one: the platform's SQLite fsyncs every commit, which tmpfs makes free. */
+const SCRATCH_DIR = existsSync('/dev/shm') ? '/dev/shm' : tmpdir();
+const CAMPUS_SEED = 1;
+const PASSPHRASE = 'duet-sim-passphrase';
+
+function campusTemplate(o: WorldOptions): Promise<{ readonly file: string; readonly holders: SimHolder[] }> {
+  const key = `${o.holders}:${o.queue.nowMs()}`;
+  const known = templates.get(key);
+  if (known !== undefined) return known;
+  const made = makeTemplate(o);
+  templates.set(key, made);
+  made.catch(() => templates.delete(key));
+  return made;
+}
+
+async function makeTemplate(o: WorldOptions): Promise<{ readonly file: string; readonly holders: SimHolder[] }> {
+  const dir = mkdtempSync(join(SCRATCH_DIR, 'duet-sim-campus-'));
+  process.once('exit', () => rmSync(dir, { recursive: true, force: true }));
+  const file = join(dir, 'campus.db');
+  const at = o.queue.nowMs();
+  const platform = await openPlatform({
+    dbUrl: `sqlite:${file}`,
+    dataDir: dir,
+    passphrase: PASSPHRASE,
+    crypto: o.crypto,
+    clock: { nowMs: () => at },
+    logger: false,
+    clearing: false,
+    ledgerSealer: false,
+    firstAdmin: OPERATOR,
+  });
+  try {
+    return { file, holders: await makeHolders(platform, o) };
+  } finally {
+    await platform.close();
+  }
+}
+
 export async function openWorld(o: WorldOptions): Promise<World> {
-  const dir = mkdtempSync(join(tmpdir(), 'duet-sim-'));
+  const campus = await campusTemplate(o);
+  const dir = mkdtempSync(join(SCRATCH_DIR, 'duet-sim-'));
+  const file = join(dir, 'campus.db');
+  copyFileSync(campus.file, file);
+  const holders = campus.holders;
   const nowS = () => Math.floor(o.queue.nowMs() / 1000);
   const platform = await openPlatform({
-    dbUrl: 'sqlite::memory:',
+    dbUrl: `sqlite:${file}`,
     dataDir: dir,
-    passphrase: 'duet-sim-passphrase',
+    passphrase: PASSPHRASE,
     crypto: o.crypto,
     clock: o.queue,
     logger: false,
@@ -165,7 +214,6 @@ export async function openWorld(o: WorldOptions): Promise<World> {
       return call();
     }
   };
-  const holders = await makeHolders(platform, o);
   const terminals = await makeTerminals(op, o);
   return {
     platform,
@@ -188,7 +236,7 @@ async function makeHolders(platform: Platform, o: WorldOptions): Promise<SimHold
   const first = Math.min(o.holders, CAMPUS_SEED_MAX);
   const campus = await seedCampus(
     platform.ctx,
-    { holders: first, seed: o.seed, withPasswords: 0, password: OPERATOR.password, campus: 1 },
+    { holders: first, seed: CAMPUS_SEED, withPasswords: 0, password: OPERATOR.password, campus: 1 },
     nowS,
   );
   const holders: SimHolder[] = campus.holders.map((h) => ({
@@ -198,7 +246,7 @@ async function makeHolders(platform: Platform, o: WorldOptions): Promise<SimHold
     creditLineFen: h.creditLineFen,
     arrearsFen: h.arrearsFen,
   }));
-  const r = o.random.fork('holders');
+  const r = sfc32(CAMPUS_SEED).fork('holders');
   const lastId = holders[holders.length - 1]?.id ?? 0;
   for (let k = first; k < o.holders; k++) {
     const id = lastId + 1 + (k - first);
