@@ -190,10 +190,8 @@ describe('replay commands', () => {
     expect(replayed(s)).toEqual(s);
   });
 
-  // Known bug in @duet/sim's replayCommand: a scenario without outages prints no --outage, so the
-  // replay gets the default 12:05–12:40 outage. It should print "--outage none". Remove `.fails`
-  // when that is fixed.
-  it.fails('parse back a scenario without outages', () => {
+  // A scenario without outages says `--outage none`, or its replay would get the default outage.
+  it('parse back a scenario without outages', () => {
     const s = { ...simEngine.smallScenario(3), outages: [] };
     expect(replayed(s)).toEqual(s);
   });

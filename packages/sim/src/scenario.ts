@@ -79,7 +79,7 @@ export function replayCommand(s: Scenario): string {
     `--holders ${s.holders}`,
     `--windows ${s.windows}`,
     `--minutes ${s.minutes}`,
-    ...s.outages.map((w) => `--outage ${w.from}-${w.to}`),
+    ...(s.outages.length === 0 ? ['--outage none'] : s.outages.map((w) => `--outage ${w.from}-${w.to}`)),
     `--loss ${s.faults.loss}`,
     `--duplicate ${s.faults.duplicate}`,
     `--reorder ${s.faults.reorder}`,
