@@ -22,6 +22,8 @@ export class EventQueue implements Clock, Scheduler {
   private now: number;
   /** Events run so far (a bound for runaway loops). */
   ran = 0;
+  /** Real milliseconds one event may take before the run is declared stuck (see `guard`). */
+  stallMs = 120_000;
 
   constructor(startMs: number) {
     this.now = startMs;
@@ -59,9 +61,27 @@ export class EventQueue implements Clock, Scheduler {
       if (top.cancelled) continue;
       this.now = top.atMs;
       this.ran++;
-      await top.run();
+      const done = top.run();
+      if (done !== undefined) await this.guard(done, top.atMs);
     }
     if (untilMs > this.now) this.now = untilMs;
+  }
+
+  /**
+   * Waits for an event's work, but not forever: work that waits on virtual time (which cannot move
+   * while the event holds the queue) or on something that never answers would hang the run
+   * silently. After `stallMs` of real time the run fails instead, naming the virtual moment.
+   */
+  private async guard(work: Promise<void>, atMs: number): Promise<void> {
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    const stalled = new Promise<never>((_, reject) => {
+      timer = setTimeout(() => reject(new SimStalledError(atMs, this.stallMs)), this.stallMs);
+    });
+    try {
+      await Promise.race([work, stalled]);
+    } finally {
+      clearTimeout(timer);
+    }
   }
 
   private less(x: Event, y: Event): boolean {
@@ -104,5 +124,18 @@ export class EventQueue implements Clock, Scheduler {
       i = m;
     }
     h[i] = last;
+  }
+}
+
+/** One event's work took longer than the queue allows in real time: the run is stuck, not slow. */
+export class SimStalledError extends Error {
+  constructor(
+    readonly atMs: number,
+    readonly stallMs: number,
+  ) {
+    super(
+      `the simulation is stuck: an event at virtual time ${new Date(atMs).toISOString()} has not finished after ${stallMs} ms of real time / 模拟卡住：虚拟时刻 ${new Date(atMs).toISOString()} 的事件在 ${stallMs} 毫秒（真实时间）后仍未完成`,
+    );
+    this.name = 'SimStalledError';
   }
 }

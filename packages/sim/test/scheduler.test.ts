@@ -1,6 +1,6 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { EventQueue } from '../src/scheduler.js';
+import { EventQueue, SimStalledError } from '../src/scheduler.js';
 
 describe('EventQueue: virtual time, one event at a time', () => {
   it('runs events by time, then in the order they were scheduled', async () => {
@@ -53,5 +53,24 @@ describe('EventQueue: virtual time, one event at a time', () => {
     });
     await q.runUntil(10);
     expect(log).toEqual([5, 5]);
+  });
+
+  it('fails a run whose event waits on virtual time (a deadlock) instead of hanging, and lets a slow event finish', async () => {
+    const q = new EventQueue(0);
+    q.stallMs = 200;
+    // Waits for a later event, which cannot run while this one holds the queue.
+    q.at(5, () => new Promise<void>((resolve) => q.after(10, resolve)));
+    const stuck = await q.runUntil(100).then(
+      () => undefined,
+      (e: unknown) => e,
+    );
+    expect(stuck).toBeInstanceOf(SimStalledError);
+    expect((stuck as SimStalledError).atMs).toBe(5);
+    const slow = new EventQueue(0);
+    slow.stallMs = 2_000;
+    const log: number[] = [];
+    slow.at(1, () => new Promise<void>((resolve) => setTimeout(() => resolve(void log.push(1)), 50)));
+    await slow.runUntil(10);
+    expect(log).toEqual([1]);
   });
 });
