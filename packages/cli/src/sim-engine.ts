@@ -5,6 +5,6 @@ import type { SimEngine } from './commands/sim.js';
 export const simEngine: SimEngine = {
   defaultScenario: (seed) => defaultScenario({ seed }),
   smallScenario,
-  run: (scenario, onMinute) => runSim({ ...scenario, onProgress: onMinute }),
+  run: (scenario, onMinute, onTrace) => runSim({ ...scenario, onProgress: onMinute, ...(onTrace !== undefined ? { onTrace } : {}) }),
   replayCommand,
 };

@@ -4,6 +4,7 @@
  * built command runs the real simulator end to end on the small campus.
  */
 import { spawnSync } from 'node:child_process';
+import { createHash } from 'node:crypto';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -100,6 +101,8 @@ describe('duet sim flags', () => {
     [['--outage', 'none', '--outage', '1-2']],
     [['--minutes', '30', '--outage', '5-40']],
     [['--report', ' ']],
+    [['--trace', ' ']],
+    [['--trace', 't.txt', '--seeds', '2']],
     [['--frobnicate']],
     [['--json=yes']],
     [['stray']],
@@ -312,10 +315,11 @@ describe('the built duet sim', () => {
     expect(e.error.zh).toContain('概率');
   });
 
-  it('a --report into a folder that does not exist is refused before the run', () => {
-    const r = duet('sim', '--small', '--report', join(dir, 'no-such-folder', 'r.html'));
+  it.each(['--report', '--trace'])('a %s into a folder that does not exist is refused before the run', (flag) => {
+    const r = duet('sim', '--small', flag, join(dir, 'no-such-folder', 'r.html'));
     expect(r.code).toBe(2);
     expect(JSON.parse(r.err)).toMatchObject({ error: { code: 'bad_arguments' } });
+    expect((JSON.parse(r.err) as { error: { en: string } }).error.en).toContain(flag);
   });
 
   it('--help shows the options in both languages', () => {
@@ -325,11 +329,16 @@ describe('the built duet sim', () => {
     expect(r.out).toContain('不变量');
   });
 
-  it('--small --seed 1 --json prints only a parseable summary with the issue keys, and --report writes the charts', () => {
+  it('--small --seed 1 --json prints only a parseable summary with the issue keys, --report writes the charts, --trace the hashed trace', () => {
     const file = join(dir, 'seed1.html');
-    const r = duet('sim', '--small', '--seed', '1', '--json', '--report', file);
+    const traceFile = join(dir, 'seed1.trace');
+    const r = duet('sim', '--small', '--seed', '1', '--json', '--report', file, '--trace', traceFile);
     expect(r.code).toBe(0);
     const s = JSON.parse(r.out) as Record<string, unknown>;
+    // The trace file is exactly what the trace hash covers: one line each, newline-terminated.
+    const trace = readFileSync(traceFile);
+    expect(createHash('sha256').update(trace).digest('hex')).toBe(s.trace_hash);
+    expect(trace.toString('utf8')).toMatch(/^-?\d+:\d\d sync t\d+ deny=/m);
     for (const k of ISSUE_KEYS) expect(s).toHaveProperty(k);
     expect(s).toMatchObject({ seed: 1, lost: 0, double_counted: 0, books_balanced: true, invariants_ok: true });
     expect(String(s.replay)).toContain('--seed 1');

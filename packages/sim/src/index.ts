@@ -8,4 +8,4 @@ export * from './report.js';
 export { type BreakClearing, type RunOptions, runSeeds, runSim } from './run.js';
 export { checkScenario, defaultScenario, replayCommand, SCENARIO_LIMITS, smallScenario } from './scenario.js';
 export { type Random, sfc32 } from './random.js';
-export { EventQueue, SimStalledError } from './scheduler.js';
+export { EventQueue, SimStalledError, STALL_MS, watchProgress } from './scheduler.js';

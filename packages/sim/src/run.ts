@@ -15,7 +15,7 @@ import { SimNetwork } from './network.js';
 import { type Random, sfc32 } from './random.js';
 import type { AttackKind, AttackTally, Scenario, SimResult, SimSeries } from './result.js';
 import { checkScenario, defaultScenario, replayCommand, smallScenario } from './scenario.js';
-import { EventQueue } from './scheduler.js';
+import { EventQueue, STALL_MS, watchProgress } from './scheduler.js';
 import { enrolWallet, openWorld, type SimTerminal, type World } from './world.js';
 
 /** A deliberately broken clearing rule, to prove the invariant checks can fail. */
@@ -28,6 +28,8 @@ export interface RunOptions extends Partial<Scenario> {
   readonly checkDeterminism?: boolean;
   /** Each line of the trace as it is hashed (for `duet sim --trace` and debugging a seed). */
   readonly onTrace?: (line: string) => void;
+  /** Real milliseconds without progress after which the run fails with SimStalledError (default STALL_MS). */
+  readonly stallMs?: number;
 }
 
 /** 12:00 campus time (UTC+8) on a September weekday: minute 0 of every run. */
@@ -121,11 +123,12 @@ export interface Sim {
 }
 
 export async function runSim(options: RunOptions = {}): Promise<SimResult> {
-  const { onProgress, breakClearing, checkDeterminism, onTrace, ...overrides } = options;
+  const { onProgress, breakClearing, checkDeterminism, onTrace, stallMs = STALL_MS, ...overrides } = options;
+  if (!Number.isSafeInteger(stallMs) || stallMs < 1) throw new RangeError(`stallMs ${stallMs}: a whole number of ms >= 1`);
   const scenario = checkScenario(defaultScenario(overrides));
-  const result = await runOnce(scenario, onProgress, breakClearing, onTrace);
+  const result = await watchedRun(scenario, onProgress, breakClearing, onTrace, stallMs);
   if (checkDeterminism !== true) return result;
-  const again = await runOnce(scenario, undefined, breakClearing);
+  const again = await watchedRun(scenario, undefined, breakClearing, undefined, stallMs);
   const same = again.summary.trace_hash === result.summary.trace_hash;
   const invariants = [
     ...result.invariants,
@@ -159,11 +162,42 @@ export async function runSeeds(
   return { failed };
 }
 
+/** Trace lines a SimStalledError carries. */
+const STALL_TRACE_LINES = 12;
+
+/** One run under a progress watchdog: a run that stops moving fails instead of hanging. */
+async function watchedRun(
+  scenario: Scenario,
+  onProgress: RunOptions['onProgress'],
+  breakClearing: BreakClearing | undefined,
+  onTrace: ((line: string) => void) | undefined,
+  stallMs: number = STALL_MS,
+): Promise<SimResult> {
+  let probe: { queue: EventQueue; network: SimNetwork } | undefined;
+  // The last few trace lines say where a stuck run stopped.
+  const tail: string[] = [];
+  const traced = (line: string): void => {
+    if (tail.push(line) > STALL_TRACE_LINES) tail.shift();
+    onTrace?.(line);
+  };
+  const work = runOnce(scenario, onProgress, breakClearing, traced, (queue, network) => {
+    probe = { queue, network };
+  });
+  return watchProgress(
+    work,
+    () => (probe === undefined ? 0 : probe.queue.ran + probe.network.stats.calls),
+    () => probe?.queue.nowMs() ?? 0,
+    stallMs,
+    () => tail.slice(),
+  );
+}
+
 async function runOnce(
   scenario: Scenario,
   onProgress: RunOptions['onProgress'],
   breakClearing: BreakClearing | undefined,
-  onTrace?: (line: string) => void,
+  onTrace: ((line: string) => void) | undefined,
+  expose: (queue: EventQueue, network: SimNetwork) => void,
 ): Promise<SimResult> {
   const wallStart = performance.now();
   const random = sfc32(scenario.seed);
@@ -177,6 +211,7 @@ async function runOnce(
     });
   });
   network.faultsOn = false;
+  expose(queue, network);
   const rogueTills = scenario.attacks ? 2 : 0;
   const world: World = await openWorld({
     crypto: CRYPTO,

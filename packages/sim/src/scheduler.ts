@@ -16,14 +16,20 @@ interface Event {
   cancelled: boolean;
 }
 
+/** Real time without any progress after which a run is stuck, not slow. */
+export const STALL_MS = 600_000;
+
 export class EventQueue implements Clock, Scheduler {
   private heap: Event[] = [];
   private order = 0;
   private now: number;
   /** Events run so far (a bound for runaway loops). */
   ran = 0;
-  /** Real milliseconds one event may take before the run is declared stuck (see `guard`). */
-  stallMs = 120_000;
+  /**
+   * Real milliseconds one event may take before the run is declared stuck (see `guard`): long
+   * enough for the longest honest event (clearing a whole backlog) on a loaded machine.
+   */
+  stallMs = STALL_MS;
 
   constructor(startMs: number) {
     this.now = startMs;
@@ -132,10 +138,48 @@ export class SimStalledError extends Error {
   constructor(
     readonly atMs: number,
     readonly stallMs: number,
+    /** The last trace lines before the stall (what the run was doing), oldest first. */
+    readonly lastTrace: readonly string[] = [],
   ) {
+    const at = new Date(atMs).toISOString();
+    const tail = lastTrace.length === 0 ? '' : `\nlast trace lines / 最后的轨迹行:\n  ${lastTrace.join('\n  ')}`;
     super(
-      `the simulation is stuck: an event at virtual time ${new Date(atMs).toISOString()} has not finished after ${stallMs} ms of real time / 模拟卡住：虚拟时刻 ${new Date(atMs).toISOString()} 的事件在 ${stallMs} 毫秒（真实时间）后仍未完成`,
+      `the simulation is stuck: nothing moved for ${stallMs} ms of real time at virtual time ${at} / 模拟卡住：虚拟时刻 ${at} 起 ${stallMs} 毫秒（真实时间）毫无进展${tail}`,
     );
     this.name = 'SimStalledError';
+  }
+}
+
+/**
+ * Waits for `work`, but fails with SimStalledError when `progress()` (a count that grows with every
+ * event and every network call) has not moved for `stallMs` of real time. It covers what runs
+ * outside queue events too (making the campus, the morning list syncs, the final audit).
+ */
+export async function watchProgress<T>(
+  work: Promise<T>,
+  progress: () => number,
+  atMs: () => number,
+  stallMs: number = STALL_MS,
+  lastTrace: () => readonly string[] = () => [],
+): Promise<T> {
+  let timer: ReturnType<typeof setInterval> | undefined;
+  let last = progress();
+  let since = performance.now();
+  const stalled = new Promise<never>((_, reject) => {
+    timer = setInterval(
+      () => {
+        const now = progress();
+        if (now !== last) {
+          last = now;
+          since = performance.now();
+        } else if (performance.now() - since >= stallMs) reject(new SimStalledError(atMs(), stallMs, lastTrace()));
+      },
+      Math.max(10, Math.min(5_000, Math.floor(stallMs / 10))),
+    );
+  });
+  try {
+    return await Promise.race([work, stalled]);
+  } finally {
+    clearInterval(timer);
   }
 }

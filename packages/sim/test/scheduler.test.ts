@@ -1,6 +1,6 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { EventQueue, SimStalledError } from '../src/scheduler.js';
+import { EventQueue, SimStalledError, watchProgress } from '../src/scheduler.js';
 
 describe('EventQueue: virtual time, one event at a time', () => {
   it('runs events by time, then in the order they were scheduled', async () => {
@@ -72,5 +72,38 @@ describe('EventQueue: virtual time, one event at a time', () => {
     slow.at(1, () => new Promise<void>((resolve) => setTimeout(() => resolve(void log.push(1)), 50)));
     await slow.runUntil(10);
     expect(log).toEqual([1]);
+  });
+
+  it('fails work that stops making progress outside any event, and lets work that keeps moving run long', async () => {
+    const never = new Promise<void>(() => {});
+    const stuck = await watchProgress(
+      never,
+      () => 7,
+      () => 42,
+      100,
+      () => ['-5:00 sync t3 deny=1'],
+    ).then(
+      () => undefined,
+      (e: unknown) => e,
+    );
+    expect(stuck).toBeInstanceOf(SimStalledError);
+    expect((stuck as SimStalledError).atMs).toBe(42);
+    // It says where the run stopped: the last trace lines.
+    expect((stuck as SimStalledError).message).toContain('-5:00 sync t3 deny=1');
+    let ticks = 0;
+    const moving = setInterval(() => ticks++, 20);
+    try {
+      const slow = new Promise<string>((resolve) => setTimeout(() => resolve('done'), 400));
+      expect(
+        await watchProgress(
+          slow,
+          () => ticks,
+          () => 0,
+          150,
+        ),
+      ).toBe('done');
+    } finally {
+      clearInterval(moving);
+    }
   });
 });

@@ -4,7 +4,7 @@
  * HTML report; --seeds N runs N seeds and prints the replay command of every failing one. The exit
  * code is 0 only when every invariant held, so CI can run it as a test.
  */
-import { existsSync, writeFileSync } from 'node:fs';
+import { closeSync, existsSync, openSync, writeFileSync, writeSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { type MinuteWindow, renderReport, SCENARIO_LIMITS, type Scenario, type SimResult, type SimSummary } from '@duet/sim';
@@ -44,6 +44,8 @@ export interface SimArgs {
   readonly seeds?: number;
   readonly json: boolean;
   readonly report?: string;
+  /** Write every trace line (what the trace hash covers) to this file as the run goes. */
+  readonly trace?: string;
 }
 
 function bad(en: string, zh: string): CliError {
@@ -124,6 +126,10 @@ export function parseSimArgs(args: readonly string[]): SimArgs {
   }
   const report = v.report;
   if (report !== undefined && report.trim() === '') throw bad('--report needs a file name', '--report 需要文件名');
+  const trace = v.trace;
+  if (trace !== undefined && trace.trim() === '') throw bad('--trace needs a file name', '--trace 需要文件名');
+  if (trace !== undefined && seeds !== undefined)
+    throw bad('--trace is for one run, not with --seeds', '--trace 只用于单次运行，不能与 --seeds 同用');
   const opt = <K extends string, T>(key: K, value: T | undefined): { [P in K]?: T } =>
     (value === undefined ? {} : { [key]: value }) as { [P in K]?: T };
   return {
@@ -142,6 +148,7 @@ export function parseSimArgs(args: readonly string[]): SimArgs {
     ...opt('crash', probabilityArg(v.crash, 'crash')),
     ...opt('seeds', seeds),
     ...opt('report', report),
+    ...opt('trace', trace),
   };
 }
 
@@ -168,6 +175,7 @@ function parseSimOptions(args: readonly string[]) {
       seeds: s,
       json: b,
       report: s,
+      trace: s,
     },
   });
 }
@@ -197,7 +205,7 @@ export function scenarioFor(a: SimArgs, base: Scenario): Scenario {
 export interface SimEngine {
   defaultScenario(seed: number): Scenario;
   smallScenario(seed: number): Scenario;
-  run(scenario: Scenario, onMinute: (done: number, total: number) => void): Promise<SimResult>;
+  run(scenario: Scenario, onMinute: (done: number, total: number) => void, onTrace?: (line: string) => void): Promise<SimResult>;
   /** The command that replays a scenario (the summary carries it too; this is for failures). */
   replayCommand(scenario: Scenario): string;
 }
@@ -206,6 +214,8 @@ export interface SimIo {
   readonly out: (text: string) => void;
   readonly err: ProgressSink;
   readonly writeFile: (path: string, text: string) => void;
+  /** Opens a file for trace lines; each line is written before the run goes on (a hung run keeps its trace). */
+  readonly openTrace?: (path: string) => { line(text: string): void; close(): void };
 }
 
 const yes = (b: boolean): string => (b ? 'yes / 是' : 'NO / 否');
@@ -244,14 +254,21 @@ export async function runSimCommand(a: SimArgs, engine: SimEngine, io: SimIo): P
   if (a.seeds !== undefined) return runManySeeds(a, a.seeds, scenarioOf, engine, io);
   const scenario = scenarioOf(a.seed);
   const bar = new Progress(io.err, 'sim / 模拟 minute / 分钟');
+  const trace = a.trace === undefined ? undefined : io.openTrace?.(a.trace);
   let result: SimResult;
   try {
-    result = await engine.run(scenario, (done, total) => bar.update(done, total));
+    result = await engine.run(
+      scenario,
+      (done, total) => bar.update(done, total),
+      trace === undefined ? undefined : (line) => trace.line(line),
+    );
   } catch (e) {
     // A crash is a failing seed too: say how to replay it, with the stack for whoever does.
     bar.log(`CRASHED / 崩溃: ${e instanceof Error ? (e.stack ?? e.message) : String(e)}`);
     io.err.write(`replay / 重放: ${engine.replayCommand(scenario)}\n`);
     return 1;
+  } finally {
+    trace?.close();
   }
   bar.done();
   if (a.report !== undefined) io.writeFile(a.report, renderReport(result));
@@ -334,11 +351,12 @@ async function runManySeeds(
 
 export const SIM_USAGE = [
   'duet sim [--seed N] [--small] [--holders N] [--windows N] [--minutes N] [--outage A-B]… [--loss P] [--duplicate P]',
-  '         [--reorder P] [--delay-ms N] [--crash P] [--no-attacks] [--seeds N] [--json] [--report FILE.html]',
+  '         [--reorder P] [--delay-ms N] [--crash P] [--no-attacks] [--seeds N] [--json] [--report FILE.html] [--trace FILE]',
   '  The lunch rush: the real wallet, terminal and platform code on a virtual clock, with faults and attackers.',
   '  --outage A-B: internet down from minute A to B (repeatable; "none" for none). P: a probability 0..1.',
   '  --small: the small CI campus. --seeds N: run N seeds from --seed; prints the replay command of each failure.',
   '  --json: the summary as JSON only on stdout. --report: a self-contained HTML report with charts.',
+  '  --trace: every line the trace hash covers, written as the run goes (one run only).',
   '  Exit code 0 only when every invariant held. Progress goes to stderr.',
   '  午餐高峰模拟：真实的钱包、终端与平台代码运行在虚拟时钟上，注入故障与攻击；所有不变量成立时退出码为 0。',
 ].join('\n');
@@ -352,11 +370,16 @@ export function makeSimCommand(engine: SimEngine): Command {
     async run(args) {
       const a = parseSimArgs(args);
       // A run can take minutes: find out now, not after it, that the report cannot be written.
-      if (a.report !== undefined && !existsSync(dirname(resolve(a.report)))) {
-        throw new CliError('bad_arguments', {
-          en: `--report: the folder of ${a.report} does not exist`,
-          zh: `--report：${a.report} 所在的文件夹不存在`,
-        });
+      for (const [flag, file] of [
+        ['--report', a.report],
+        ['--trace', a.trace],
+      ] as const) {
+        if (file !== undefined && !existsSync(dirname(resolve(file)))) {
+          throw new CliError('bad_arguments', {
+            en: `${flag}: the folder of ${file} does not exist`,
+            zh: `${flag}：${file} 所在的文件夹不存在`,
+          });
+        }
       }
       return runSimCommand(a, engine, {
         out: (t) => process.stdout.write(t),
@@ -368,6 +391,19 @@ export function makeSimCommand(engine: SimEngine): Command {
             const msg = e instanceof Error ? e.message : String(e);
             throw new CliError('report_write_failed', { en: `Could not write the report: ${msg}`, zh: `无法写入报告：${msg}` });
           }
+        },
+        openTrace: (path) => {
+          let fd: number;
+          try {
+            fd = openSync(path, 'w');
+          } catch (e) {
+            const msg = e instanceof Error ? e.message : String(e);
+            throw new CliError('trace_write_failed', { en: `Could not open the trace file: ${msg}`, zh: `无法打开轨迹文件：${msg}` });
+          }
+          return {
+            line: (text) => writeSync(fd, `${text}\n`),
+            close: () => closeSync(fd),
+          };
         },
       });
     },
