@@ -8,7 +8,6 @@ import {
   createHash,
   createPrivateKey,
   createPublicKey,
-  generateKeyPairSync,
   KeyObject,
   randomBytes as nodeRandomBytes,
   sign as nodeSign,
@@ -111,9 +110,15 @@ function p256Suite(o: NodeCryptoOptions): SuiteImpl {
   return {
     name: 'p256',
     async generate(options) {
-      const { privateKey } = generateKeyPairSync('ec', { namedCurve: 'P-256' });
-      const jwk = privateKey.export({ format: 'jwk' });
-      return fromRaw(new Uint8Array(Buffer.from(jwk.d ?? '', 'base64url')), options);
+      // The private key is a uniformly random scalar in [1, n-1], by rejection sampling (FIPS 186-5
+      // A.2.2; a draw is rejected with odds of about 2^-32). Not generateKeyPairSync: on Node 20,
+      // exporting a freshly generated EC key as JWK deadlocks the process when the garbage collector
+      // runs during the export and collects the key-generation job (docs/decisions.md).
+      for (;;) {
+        const d = new Uint8Array(nodeRandomBytes(PRIVATE_KEY_BYTES));
+        const scalar = BigInt(`0x${toHex(d)}`);
+        if (scalar >= 1n && scalar < P256_N) return fromRaw(d, options);
+      }
     },
     async importPrivateKey(raw, options) {
       return fromRaw(raw, options);
@@ -141,9 +146,9 @@ function ed25519Suite(o: NodeCryptoOptions): SuiteImpl {
   return {
     name: 'ed25519',
     async generate(options) {
-      const { privateKey } = generateKeyPairSync('ed25519');
-      const pkcs8 = new Uint8Array(privateKey.export({ format: 'der', type: 'pkcs8' }));
-      return fromRaw(pkcs8.slice(-32), options);
+      // The private key is 32 octets of cryptographically secure random data (RFC 8032 §5.1.5);
+      // made here like the P-256 key's, without a key-generation job.
+      return fromRaw(new Uint8Array(nodeRandomBytes(PRIVATE_KEY_BYTES)), options);
     },
     async importPrivateKey(raw, options) {
       return fromRaw(raw, options);

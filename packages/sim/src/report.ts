@@ -244,6 +244,7 @@ function scenarioTable(r: SimResult): string {
     ['Attackers', '攻击者', sc.attacks ? 'on / 开' : 'off / 关'],
     ['Payments attempted', '尝试支付', fmt(r.summary.payments_attempted)],
     ['Payments declined', '拒绝支付', fmt(r.summary.payments_declined)],
+    ['Recovered after a power cut', '断电后恢复', fmt(r.summary.payments_recovered_after_power_cut)],
     ['Audit ok', '审计通过', r.summary.audit_ok ? 'yes / 是' : 'NO / 否'],
     ['Trace hash', '轨迹哈希', r.summary.trace_hash],
     ['Wall time, ms', '实际耗时，毫秒', fmt(r.summary.wall_ms)],

@@ -88,6 +88,11 @@ export interface SimSummary {
   readonly payments_accepted: number;
   readonly payments_declined: number;
   readonly payments_cleared: number;
+  /**
+   * Decisions a power cut hid whose record had landed, shown by the restarted terminal (they count
+   * as accepted and must clear once like any other).
+   */
+  readonly payments_recovered_after_power_cut: number;
   /** Accepted payments not cleared at the end (must be 0). */
   readonly lost: number;
   /** Records counted more than once (must be 0). */

@@ -78,7 +78,9 @@ export class Tally {
   readonly queueLength: number[] = [];
   readonly backlog: number[] = [];
   readonly latencies: number[] = [];
-  /** Declined because power was cut during the append, yet the record landed: the holder is charged for it. */
+  /** Power cut during the append, the record landed, and the restarted terminal showed it (`recoverDecision`). */
+  recoveredAfterPowerCut = 0;
+  /** Power cut during the append, the record landed, and nothing showed it: the holder is charged unseen. */
   chargedAfterPowerCutFen = 0;
   private readonly hash = createHash('sha256');
   events = 0;
@@ -296,12 +298,23 @@ function makeSim(
     async pay(t, amount, text) {
       const began = performance.now();
       const headBefore = t.terminal.headSequence;
-      const d = t.scene === 'gate' ? await t.terminal.checkIdentity(text) : await t.terminal.pay(amount, text);
+      let d = t.scene === 'gate' ? await t.terminal.checkIdentity(text) : await t.terminal.pay(amount, text);
       tally.latencies.push(performance.now() - began);
       await sim.afterOp(t);
       if (!d.accepted && t.terminal.headSequence > headBefore) {
-        tally.chargedAfterPowerCutFen += amount;
-        tally.trace(`${sim.stamp()} t${t.id} record ${t.terminal.headSequence} landed though the decision failed`);
+        // The power went in mid-append and the record landed: after the restart the terminal shows
+        // the decision rebuilt from it, as the POS does, so the holder is not charged a second time.
+        const recovered = await t.terminal.recoverDecision(headBefore);
+        if (recovered === undefined) {
+          tally.chargedAfterPowerCutFen += amount;
+          tally.trace(`${sim.stamp()} t${t.id} record ${t.terminal.headSequence} landed though the decision failed`);
+        } else {
+          tally.recoveredAfterPowerCut++;
+          tally.trace(
+            `${sim.stamp()} t${t.id} record ${recovered.sequence} recovered after the power cut: ${recovered.accepted ? 'ok' : 'no'}`,
+          );
+          d = recovered;
+        }
       }
       const out: { accepted: boolean; reason?: string; sequence?: number } = { accepted: d.accepted };
       if (d.reason !== undefined) out.reason = d.reason;
@@ -599,6 +612,7 @@ function buildResult(
       payments_attempted: tally.attempted,
       payments_accepted: tally.accepted.length,
       payments_declined: tally.declined,
+      payments_recovered_after_power_cut: tally.recoveredAfterPowerCut,
       payments_cleared: invariants.cleared,
       lost: invariants.lost,
       double_counted: invariants.doubleCounted,

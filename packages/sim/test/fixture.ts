@@ -22,6 +22,7 @@ export function fixtureResult(overrides: { readonly seed?: number; readonly inva
       payments_attempted: 1_520,
       payments_accepted: 1_481,
       payments_declined: 39,
+      payments_recovered_after_power_cut: 2,
       payments_cleared: 1_481,
       lost: 0,
       double_counted: 0,

@@ -33,6 +33,7 @@ export const DECLINE_REASONS = {
   journal_unavailable: { en: 'Cannot save the record: payment not taken', zh: '无法保存交易记录，未扣款' },
   declined_online: { en: 'Declined by the platform', zh: '平台拒绝交易' },
   insufficient_funds: { en: 'Insufficient balance', zh: '余额不足' },
+  refused_before_restart: { en: 'Refused before the terminal restarted', zh: '终端重启前已拒绝' },
 } as const;
 
 export type DeclineReason = keyof typeof DECLINE_REASONS;

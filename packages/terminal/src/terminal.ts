@@ -6,6 +6,7 @@
 import {
   CredentialCache,
   type CryptoProvider,
+  decodeRecord,
   type Fen,
   fenNonNegative,
   GENESIS_HASH,
@@ -47,6 +48,8 @@ export interface Decision {
   readonly serial?: number;
   readonly holder?: number;
   readonly counter?: number;
+  /** Rebuilt after a restart from the journaled record (see `recoverDecision`), not decided just now. */
+  readonly recovered?: true;
 }
 
 export class Terminal {
@@ -234,11 +237,10 @@ export class Terminal {
     if (checked.ok) this.seenCodes.set(`${c.serial}:${code.counter}`, c.notAfter);
     if (spend !== undefined) this.spendRows.set(spend.serial, spend);
     if (!checked.ok) return declined(kind, checked);
-    const yuan = `${Math.trunc(amount / 100)}.${String(amount % 100).padStart(2, '0')}`;
     return {
       accepted: true,
       kind,
-      words: kind === 'payment' ? { en: `Paid ${yuan}`, zh: `支付成功 ${yuan} 元` } : { en: 'Access granted', zh: '验证通过' },
+      words: acceptedWords(kind, amount),
       path,
       amount,
       sequence: record.sequence,
@@ -246,6 +248,29 @@ export class Terminal {
       holder: c.holder,
       counter: code.counter,
     };
+  }
+
+  /**
+   * After a restart: what became of the decision in progress when the power went. `headBefore` is
+   * the journal head when that decision began. A record journaled after it is that decision, made
+   * durable though no screen showed it (the holder has paid, and clearing will charge it), so it
+   * is returned as decided, marked `recovered`. Undefined when nothing landed, or when the record
+   * is no longer held (acknowledged and pruned); a caller that knows the head moved can still say
+   * the payment went through.
+   */
+  recoverDecision(headBefore: number): Promise<Decision | undefined> {
+    return this.serial(async () => {
+      if (!Number.isSafeInteger(headBefore) || headBefore < 0 || this.head.sequence <= headBefore) return undefined;
+      const [bytes] = await this.o.journal.pending(headBefore, 1);
+      if (bytes === undefined) return undefined;
+      const r = decodeRecord(bytes);
+      if (r.sequence !== headBefore + 1) return undefined;
+      const common = { kind: r.kind, path: r.path, amount: r.amount, sequence: r.sequence, recovered: true } as const;
+      // Only an identity check journals a refusal (who tried the gate); its reason is not in the record.
+      if (r.outcome !== 'accepted')
+        return { ...common, accepted: false, reason: 'refused_before_restart', words: reasonWords('refused_before_restart') };
+      return { ...common, accepted: true, words: acceptedWords(r.kind, r.amount) };
+    });
   }
 
   /** The platform acknowledged records through `sequence`: prune them and expired seen/spend rows. */
@@ -273,6 +298,13 @@ const POLICY_REASONS: ReadonlySet<DeclineReason> = new Set([
 
 function isPolicyReason(r: DeclineReason): boolean {
   return POLICY_REASONS.has(r);
+}
+
+/** What the cashier reads for a yes. */
+function acceptedWords(kind: 'payment' | 'access', amount: number): { readonly en: string; readonly zh: string } {
+  if (kind === 'access') return { en: 'Access granted', zh: '验证通过' };
+  const yuan = `${Math.trunc(amount / 100)}.${String(amount % 100).padStart(2, '0')}`;
+  return { en: `Paid ${yuan}`, zh: `支付成功 ${yuan} 元` };
 }
 
 function declined(kind: 'payment' | 'access', c: Omit<Failure, 'ok'>): Decision {

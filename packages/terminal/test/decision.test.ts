@@ -5,7 +5,7 @@
  */
 import { codeToText, decodeRecord, fen, makeCode, signCredential } from '@duet/protocol';
 import { describe, expect, it } from 'vitest';
-import { DECLINE_REASONS, type DeclineReason, MemoryJournal, type OnlineAuthorizer, type Terminal } from '../src/index.js';
+import { DECLINE_REASONS, type DeclineReason, MemoryJournal, type OnlineAuthorizer, Terminal } from '../src/index.js';
 import { makeWorld, payer, policy, readyTerminal, T0_S, TestClock, type World } from './fixture.js';
 
 const tested = new Set<DeclineReason>();
@@ -270,6 +270,16 @@ describe('the offline decision refuses with one stable reason per cause', () => 
     // Garbage at the gate is refused without a record.
     expect((await t.checkIdentity('hello')).reason).toBe('not_a_code');
     expect((await journal.pending(0, 10)).length).toBe(2);
+  });
+
+  it('a refusal journaled before a restart is shown again as refused_before_restart (its first reason is not in the record)', async () => {
+    const { w, clock, journal, t } = await setup({ scene: 'gate' });
+    const teacher = await payer(w, { role: 'teacher' });
+    expect((await t.checkIdentity(await teacher.text(clock.s))).reason).toBe('role_not_allowed');
+    const restarted = await Terminal.open({ journal, crypto: w.crypto, clock });
+    const d = await restarted.recoverDecision(0);
+    expect(d).toMatchObject({ accepted: false, kind: 'access', reason: 'refused_before_restart', recovered: true });
+    tested.add('refused_before_restart');
   });
 
   it('every decline reason has a test above', () => {

@@ -227,6 +227,7 @@ export function summaryTable(s: SimSummary, sc: Scenario): string {
     [{ en: 'Payments attempted', zh: '尝试支付' }, num(s.payments_attempted)],
     [{ en: 'Payments accepted', zh: '已受理支付' }, num(s.payments_accepted)],
     [{ en: 'Payments declined', zh: '拒绝支付' }, num(s.payments_declined)],
+    [{ en: 'Recovered after a power cut', zh: '断电后恢复' }, num(s.payments_recovered_after_power_cut)],
     [{ en: 'Payments cleared', zh: '已清算支付' }, num(s.payments_cleared)],
     [{ en: 'Lost', zh: '丢失' }, num(s.lost)],
     [{ en: 'Double counted', zh: '重复计入' }, num(s.double_counted)],

@@ -6,7 +6,7 @@
  * screen state beside it so a reload mid-payment comes back to the same payment, never deciding it
  * twice.
  */
-import { decodeRecord, type Fen } from '@duet/protocol';
+import type { Fen } from '@duet/protocol';
 import { AMOUNT_MAX_FEN, type OnlineAuthorizer, systemClock, Terminal, Uploader, UPLOAD_FAILURE_WORDS } from '@duet/terminal';
 import { activate, onlineAuthorizer, syncLists } from '@duet/terminal/platform';
 import { browserCrypto, errorWords, platformClient } from '../shared/api.js';
@@ -145,27 +145,29 @@ export class PosEngine {
     const p = await this.journal.getUi<Payment>(PAYMENT);
     if (p === undefined || p.phase === 'decided') return p;
     if (this.terminal.headSequence <= p.head) return p;
-    // The record was journaled but the screen never saw it: rebuild the decision from the record itself.
-    const [bytes] = await this.journal.pending(p.head, 1);
-    let shown: Shown = {
-      accepted: true,
-      reason: 'accepted',
-      words: paidWords(p.amount),
-      path: 'offline',
-      amount: p.amount,
-      sequence: p.head + 1,
-      recovered: true,
-    };
-    if (bytes !== undefined) {
-      const r = decodeRecord(bytes);
-      shown = {
-        ...shown,
-        path: r.path === 'online' ? 'online' : 'offline',
-        amount: r.amount,
-        words: paidWords(r.amount),
-        sequence: r.sequence,
-      };
-    }
+    // The record was journaled but the screen never saw it: the core rebuilds the decision from it.
+    const d = await this.terminal.recoverDecision(p.head);
+    const shown: Shown =
+      d === undefined
+        ? // Already acknowledged and pruned: the head moved, so the payment went through.
+          {
+            accepted: true,
+            reason: 'accepted',
+            words: paidWords(p.amount),
+            path: 'offline',
+            amount: p.amount,
+            sequence: p.head + 1,
+            recovered: true,
+          }
+        : {
+            accepted: d.accepted,
+            reason: d.accepted ? 'accepted' : (d.reason ?? 'refused_before_restart'),
+            words: d.words,
+            path: d.path ?? 'offline',
+            amount: d.amount ?? p.amount,
+            ...(d.sequence !== undefined ? { sequence: d.sequence } : {}),
+            recovered: true,
+          };
     const decided: Payment = { phase: 'decided', shown };
     await this.journal.setUi(PAYMENT, decided);
     return decided;
