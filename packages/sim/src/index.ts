@@ -9,3 +9,4 @@ export { type BreakClearing, type RunOptions, runSeeds, runSim } from './run.js'
 export { checkScenario, defaultScenario, replayCommand, SCENARIO_LIMITS, smallScenario } from './scenario.js';
 export { type Random, sfc32 } from './random.js';
 export { EventQueue, SimStalledError, STALL_MS, watchProgress } from './scheduler.js';
+export { BlockedThreadGuard, blockedThreadGuard } from './blocked.js';

@@ -15,6 +15,7 @@ import { SimNetwork } from './network.js';
 import { type Random, sfc32 } from './random.js';
 import type { AttackKind, AttackTally, Scenario, SimResult, SimSeries } from './result.js';
 import { checkScenario, defaultScenario, replayCommand, smallScenario } from './scenario.js';
+import { blockedThreadGuard } from './blocked.js';
 import { EventQueue, STALL_MS, watchProgress } from './scheduler.js';
 import { enrolWallet, openWorld, type SimTerminal, type World } from './world.js';
 
@@ -182,16 +183,23 @@ async function watchedRun(
     if (tail.push(line) > STALL_TRACE_LINES) tail.shift();
     onTrace?.(line);
   };
-  const work = runOnce(scenario, onProgress, breakClearing, traced, (queue, network) => {
-    probe = { queue, network };
-  });
-  return watchProgress(
-    work,
-    () => (probe === undefined ? 0 : probe.queue.ran + probe.network.stats.calls),
-    () => probe?.queue.nowMs() ?? 0,
-    stallMs,
-    () => tail.slice(),
-  );
+  // A main thread blocked in native code stops every timer here: the guard's own thread ends the process then.
+  const guard = blockedThreadGuard(stallMs);
+  guard.arm(`seed ${scenario.seed}; replay / 重放: ${replayCommand(scenario)}`);
+  try {
+    const work = runOnce(scenario, onProgress, breakClearing, traced, (queue, network) => {
+      probe = { queue, network };
+    });
+    return await watchProgress(
+      work,
+      () => (probe === undefined ? 0 : probe.queue.ran + probe.network.stats.calls),
+      () => probe?.queue.nowMs() ?? 0,
+      stallMs,
+      () => tail.slice(),
+    );
+  } finally {
+    guard.disarm();
+  }
 }
 
 async function runOnce(
