@@ -6,7 +6,7 @@
 import { spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { availableParallelism, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { reportBody, type Scenario, type SimResult } from '@duet/sim';
 import { afterAll, describe, expect, it } from 'vitest';
@@ -77,6 +77,8 @@ describe('duet sim flags', () => {
     });
     expect(parseSimArgs([])).toEqual({ seed: 1, small: false, attacks: true, json: false });
     expect(parseSimArgs(['--outage', 'none']).outages).toEqual([]);
+    expect(parseSimArgs(['--seeds', '8', '--jobs', '3']).jobs).toBe(3);
+    expect(parseSimArgs(['--seeds', '8', '--jobs', 'all']).jobs).toBe(Math.min(64, availableParallelism()));
     expect(parseSimArgs(['--loss', '1e-7']).loss).toBe(1e-7);
     expect(parseSimArgs(['--holders', '5', '--no-attacks'])).toMatchObject({ holders: 5, attacks: false });
   });
@@ -103,6 +105,10 @@ describe('duet sim flags', () => {
     [['--report', ' ']],
     [['--trace', ' ']],
     [['--trace', 't.txt', '--seeds', '2']],
+    [['--jobs', '2']],
+    [['--seeds', '4', '--jobs', '0']],
+    [['--seeds', '4', '--jobs', '65']],
+    [['--seeds', '4', '--jobs', 'many']],
     [['--frobnicate']],
     [['--json=yes']],
     [['stray']],
@@ -257,6 +263,34 @@ describe('duet sim over a stand-in simulator', () => {
     expect(io.files.get('f.html')).toContain('种子 12');
   });
 
+  it('--jobs hands the seeds to the engine at once and, whatever order they end in, lists failures by seed and reports the first failing one', async () => {
+    const engine = fakeEngine([13, 11]);
+    let jobsAsked = 0;
+    engine.runMany = async (scenarios, jobs, ended) => {
+      jobsAsked = jobs;
+      // They end in reverse order, as threads may finish them.
+      for (let i = scenarios.length - 1; i >= 0; i--) {
+        const s = scenarios[i] as Scenario;
+        if (s.seed === 12) ended(i, { error: 'thread died' });
+        else ended(i, { result: await engine.run(s, () => {}) });
+      }
+    };
+    const io = capture();
+    const code = await runSimCommand(
+      parseSimArgs(['--small', '--seed', '10', '--seeds', '5', '--jobs', '2', '--json', '--report', 'j.html']),
+      engine,
+      io,
+    );
+    expect(code).toBe(1);
+    expect(jobsAsked).toBe(2);
+    const s = JSON.parse(io.stdout()) as { seeds_failed: number; failures: { seed: number; failed: string[] }[] };
+    expect(s.seeds_failed).toBe(3);
+    expect(s.failures.map((f) => f.seed)).toEqual([11, 12, 13]);
+    expect(s.failures[1]?.failed).toEqual(['crashed: thread died']);
+    expect(io.files.get('j.html')).toContain('种子 11');
+    expect(io.stderr()).toContain('5/5');
+  });
+
   it('--seeds --json sums the figures and lists the failures', async () => {
     const io = capture();
     const code = await runSimCommand(parseSimArgs(['--seeds', '3', '--json']), fakeEngine(), io);
@@ -346,6 +380,20 @@ describe('the built duet sim', () => {
     expect(html).toContain('<svg');
     expect(html).toContain('class="outage"');
     expect(html).not.toContain('<script');
+  });
+
+  it('--jobs 2 runs the seeds on two threads with the same figures as one after another', () => {
+    const args = ['sim', '--seeds', '4', '--small', '--seed', '5', '--json'];
+    const one = duet(...args);
+    const two = duet(...args, '--jobs', '2');
+    expect(one.code).toBe(0);
+    expect(two.code).toBe(0);
+    const figures = (out: string) => {
+      const { wall_ms: _wall, ...rest } = JSON.parse(out) as Record<string, unknown>;
+      return rest;
+    };
+    expect(figures(two.out)).toEqual(figures(one.out));
+    expect(figures(one.out)).toMatchObject({ seeds: 4, seeds_failed: 0, invariants_ok: true, lost: 0, double_counted: 0 });
   });
 
   it('--seeds 3 --small runs three seeds of the small campus and exits 0', () => {

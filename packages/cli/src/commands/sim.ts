@@ -6,6 +6,7 @@
  */
 import { closeSync, existsSync, openSync, writeFileSync, writeSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
+import { availableParallelism } from 'node:os';
 import { parseArgs } from 'node:util';
 import { type MinuteWindow, renderReport, SCENARIO_LIMITS, type Scenario, type SimResult, type SimSummary } from '@duet/sim';
 import { CliError, type Command, type Words } from '../command.js';
@@ -22,6 +23,8 @@ const MINUTES_MAX = SCENARIO_LIMITS.minutesMax;
 const DELAY_MS_MAX = 60_000;
 /** --seeds: a million small runs is days of CPU; more is a typo. */
 const SEEDS_MAX = 1_000_000;
+/** --jobs: threads running seeds at once; each holds a whole campus in memory. */
+const JOBS_MAX = 64;
 /** Longest option value read: numbers, "A-B" windows and file paths fit easily. */
 const OPTION_VALUE_MAX_CHARS = 4_096;
 
@@ -42,6 +45,8 @@ export interface SimArgs {
   readonly attacks: boolean;
   /** Run this many seeds from `seed` (absent: one run). */
   readonly seeds?: number;
+  /** With `seeds`: how many run at once, each on its own thread (absent: 1). */
+  readonly jobs?: number;
   readonly json: boolean;
   readonly report?: string;
   /** Write every trace line (what the trace hash covers) to this file as the run goes. */
@@ -128,6 +133,8 @@ export function parseSimArgs(args: readonly string[]): SimArgs {
   if (report !== undefined && report.trim() === '') throw bad('--report needs a file name', '--report 需要文件名');
   const trace = v.trace;
   if (trace !== undefined && trace.trim() === '') throw bad('--trace needs a file name', '--trace 需要文件名');
+  const jobs = v.jobs === 'all' ? availableParallelism() : intArg(v.jobs, 'jobs', 1, JOBS_MAX);
+  if (jobs !== undefined && seeds === undefined) throw bad('--jobs goes with --seeds', '--jobs 须与 --seeds 同用');
   if (trace !== undefined && seeds !== undefined)
     throw bad('--trace is for one run, not with --seeds', '--trace 只用于单次运行，不能与 --seeds 同用');
   const opt = <K extends string, T>(key: K, value: T | undefined): { [P in K]?: T } =>
@@ -147,6 +154,7 @@ export function parseSimArgs(args: readonly string[]): SimArgs {
     ...opt('delayMs', intArg(v['delay-ms'], 'delay-ms', 0, DELAY_MS_MAX)),
     ...opt('crash', probabilityArg(v.crash, 'crash')),
     ...opt('seeds', seeds),
+    ...opt('jobs', jobs === undefined ? undefined : Math.min(jobs, JOBS_MAX)),
     ...opt('report', report),
     ...opt('trace', trace),
   };
@@ -173,6 +181,7 @@ function parseSimOptions(args: readonly string[]) {
       'no-attacks': b,
       small: b,
       seeds: s,
+      jobs: s,
       json: b,
       report: s,
       trace: s,
@@ -208,6 +217,11 @@ export interface SimEngine {
   run(scenario: Scenario, onMinute: (done: number, total: number) => void, onTrace?: (line: string) => void): Promise<SimResult>;
   /** The command that replays a scenario (the summary carries it too; this is for failures). */
   replayCommand(scenario: Scenario): string;
+  /**
+   * Runs scenarios on up to `jobs` threads at once, calling `ended` as each one ends, in any order
+   * (`--seeds N --jobs J`). Without it, seeds run one after another.
+   */
+  runMany?(scenarios: readonly Scenario[], jobs: number, ended: (index: number, outcome: SeedOutcome) => void): Promise<void>;
 }
 
 export interface SimIo {
@@ -288,6 +302,9 @@ interface Failure {
   readonly failed: readonly string[];
 }
 
+/** What ended one seed: its result, or the error that crashed it. */
+export type SeedOutcome = { readonly result: SimResult } | { readonly error: string };
+
 async function runManySeeds(
   a: SimArgs,
   count: number,
@@ -298,34 +315,56 @@ async function runManySeeds(
   const bar = new Progress(io.err, 'sim / 模拟 seed / 种子');
   const failures: Failure[] = [];
   const totals = { payments_accepted: 0, payments_cleared: 0, lost: 0, double_counted: 0, attacks_attempted: 0, attacks_caught: 0 };
+  // The report shows the first failing seed, or the last one when all passed (whatever order they end in).
   let kept: SimResult | undefined;
+  const keep = (r: SimResult): void => {
+    const failing = !r.summary.invariants_ok;
+    if (kept === undefined) kept = r;
+    else if (failing && (kept.summary.invariants_ok || r.summary.seed < kept.summary.seed)) kept = r;
+    else if (!failing && kept.summary.invariants_ok && r.summary.seed > kept.summary.seed) kept = r;
+  };
+  let finished = 0;
   const started = Date.now();
-  for (let i = 0; i < count; i++) {
+  const scenarios = Array.from({ length: count }, (_, i) => scenarioOf(a.seed + i));
+  const ended = (i: number, outcome: SeedOutcome): void => {
     const seed = a.seed + i;
-    const scenario = scenarioOf(seed);
-    let r: SimResult;
-    try {
-      r = await engine.run(scenario, (done, total) => bar.update(i, count, `· seed / 种子 ${seed} minute / 分钟 ${done}/${total}`));
-    } catch (e) {
+    const scenario = scenarios[i] as Scenario;
+    finished++;
+    if ('error' in outcome) {
       // A crash is a failure of this seed like any other: it gets its replay command too.
-      const msg = e instanceof Error ? e.message : String(e);
-      failures.push({ seed, replay: engine.replayCommand(scenario), failed: [`crashed: ${msg}`] });
-      bar.log(`seed / 种子 ${seed} CRASHED / 崩溃: ${msg}\nreplay / 重放: ${engine.replayCommand(scenario)}`);
-      continue;
+      failures.push({ seed, replay: engine.replayCommand(scenario), failed: [`crashed: ${outcome.error}`] });
+      bar.log(`seed / 种子 ${seed} CRASHED / 崩溃: ${outcome.error}\nreplay / 重放: ${engine.replayCommand(scenario)}`);
+      bar.update(finished, count);
+      return;
     }
+    const r = outcome.result;
     for (const k of Object.keys(totals) as (keyof typeof totals)[]) totals[k] += r.summary[k];
     if (!r.summary.invariants_ok) {
       const failed = r.invariants.filter((x) => !x.ok).map((x) => `${x.name}: ${x.detail}`);
       failures.push({ seed, replay: r.summary.replay, failed });
       bar.log(`seed / 种子 ${seed} FAILED / 失败: ${failed.join('; ')}\nreplay / 重放: ${r.summary.replay}`);
-      if (kept === undefined || kept.summary.invariants_ok) kept = r;
-    } else if (kept === undefined || kept.summary.invariants_ok) {
-      kept = r;
     }
-    bar.update(i + 1, count);
+    keep(r);
+    bar.update(finished, count);
+  };
+  const jobs = a.jobs ?? 1;
+  if (jobs > 1 && engine.runMany !== undefined) {
+    await engine.runMany(scenarios, jobs, ended);
+  } else {
+    for (let i = 0; i < count; i++) {
+      const seed = a.seed + i;
+      try {
+        const r = await engine.run(scenarios[i] as Scenario, (done, total) =>
+          bar.update(i, count, `· seed / 种子 ${seed} minute / 分钟 ${done}/${total}`),
+        );
+        ended(i, { result: r });
+      } catch (e) {
+        ended(i, { error: e instanceof Error ? e.message : String(e) });
+      }
+    }
   }
   bar.done();
-  // The report shows the first failing seed, or the last one when all passed.
+  failures.sort((x, y) => x.seed - y.seed);
   if (a.report !== undefined && kept !== undefined) io.writeFile(a.report, renderReport(kept));
   const summary = {
     from_seed: a.seed,
@@ -352,10 +391,12 @@ async function runManySeeds(
 
 export const SIM_USAGE = [
   'duet sim [--seed N] [--small] [--holders N] [--windows N] [--minutes N] [--outage A-B]… [--loss P] [--duplicate P]',
-  '         [--reorder P] [--delay-ms N] [--crash P] [--no-attacks] [--seeds N] [--json] [--report FILE.html] [--trace FILE]',
+  '         [--reorder P] [--delay-ms N] [--crash P] [--no-attacks] [--seeds N [--jobs J|all]] [--json] [--report FILE.html]',
+  '         [--trace FILE]',
   '  The lunch rush: the real wallet, terminal and platform code on a virtual clock, with faults and attackers.',
   '  --outage A-B: internet down from minute A to B (repeatable; "none" for none). P: a probability 0..1.',
   '  --small: the small CI campus. --seeds N: run N seeds from --seed; prints the replay command of each failure.',
+  '  --jobs J: run J seeds at once, each on its own thread (1-64, or "all": one per CPU); results do not depend on it.',
   '  --json: the summary as JSON only on stdout. --report: a self-contained HTML report with charts.',
   '  --trace: every line the trace hash covers, written as the run goes (one run only).',
   '  Exit code 0 only when every invariant held. Progress goes to stderr.',
