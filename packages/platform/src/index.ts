@@ -10,7 +10,7 @@ export * from './errors.js';
 export { type IntakeResult, takeBatch } from './intake.js';
 export { activationProofMessage } from '@duet/protocol';
 export { ALL_MIGRATIONS, DEFAULT_AGREEMENT, openPlatform, type Platform, type PlatformOptions } from './platform.js';
-export { DEV_KEY_PASSPHRASE, passphraseFromEnv } from './keys.js';
+export { DEV_KEY_PASSPHRASE, passphraseFromEnv, UnsealedKeys } from './keys.js';
 export { seededRandom } from './random.js';
 export { seedCredential, seedHolder, seedTerminal, type SeedHolder } from './seed.js';
 export { ACTIVATION_TTL_S, issueActivationCode } from './registry.js';

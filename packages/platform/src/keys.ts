@@ -45,6 +45,7 @@ import {
   type SuiteName,
   SUITES,
   signTrustList,
+  toHex,
   type TrustedKey,
   type TrustList,
   verifyTrustList,
@@ -384,6 +385,34 @@ export interface KeyStoreOptions {
   readonly trustListLifetimeS?: number;
   /** false when the caller has applied every migration already (platform.ts). Default true. */
   readonly migrate?: boolean;
+  /**
+   * Signers already decrypted by other key stores of this process, shared (the simulator opens a
+   * fresh platform on a copy of one campus for every seed: scrypt once per key, not per seed). A
+   * signer is taken from it only for the same key id, suite and public key, so a key that is not
+   * the one the row names is never used. Undefined (the default, and what a server uses): none.
+   */
+  readonly unsealed?: UnsealedKeys;
+}
+
+/** Decrypted signers shared between key stores of one process (KeyStoreOptions.unsealed). */
+export class UnsealedKeys {
+  readonly #signers = new Map<string, { readonly passphrase: string; readonly signer: Promise<Signer> }>();
+
+  /**
+   * The signer of key `k`, decrypting it with `open` unless a store of this process with the same
+   * passphrase already has (a store with another passphrase proves its own by decrypting).
+   */
+  get(k: KeyInfo, passphrase: string, open: () => Promise<Signer>): Promise<Signer> {
+    const id = `${k.keyId}:${k.suite}:${toHex(k.publicKey)}`;
+    const hit = this.#signers.get(id);
+    if (hit !== undefined) return hit.passphrase === passphrase ? hit.signer : open();
+    const signer = open();
+    this.#signers.set(id, { passphrase, signer });
+    signer.catch(() => {
+      if (this.#signers.get(id)?.signer === signer) this.#signers.delete(id);
+    });
+    return signer;
+  }
 }
 
 const LISTED_STATES = "('pending', 'active', 'retired')";
@@ -396,6 +425,7 @@ export class KeyStore {
   readonly #listLifetimeS: number;
   /** Decrypted signers by key id; only active keys and the root are ever decrypted. */
   readonly #signers = new Map<number, { readonly role: StoreRole; readonly signer: Promise<Signer> }>();
+  readonly #unsealed: UnsealedKeys | undefined;
 
   private constructor(db: Db, o: KeyStoreOptions) {
     this.#db = db;
@@ -403,6 +433,7 @@ export class KeyStore {
     this.#crypto = o.crypto;
     this.#suite = o.suite ?? 'p256';
     this.#listLifetimeS = o.trustListLifetimeS ?? TRUST_LIST_LIFETIME_S;
+    this.#unsealed = o.unsealed;
   }
 
   /**
@@ -471,7 +502,7 @@ export class KeyStore {
   #open(k: KeyInfo): Promise<Signer> {
     let hit = this.#signers.get(k.keyId)?.signer;
     if (hit === undefined) {
-      hit = (async () => {
+      const unseal = async (): Promise<Signer> => {
         const row = await this.#db.one('SELECT sealed_private_key FROM platform_keys WHERE key_id = ?', [k.keyId]);
         if (row === undefined || row.sealed_private_key === null)
           throw new KeyStoreError('corrupt_key', `key ${k.keyId} has no private half`);
@@ -481,7 +512,8 @@ export class KeyStore {
         if (!equalBytes(signer.publicKey, k.publicKey))
           throw new KeyStoreError('corrupt_key', `key ${k.keyId}: private and public halves differ`);
         return signer;
-      })();
+      };
+      hit = this.#unsealed === undefined ? unseal() : this.#unsealed.get(k, this.#passphrase, unseal);
       this.#signers.set(k.keyId, { role: k.role, signer: hit });
       hit.catch(() => this.#signers.delete(k.keyId));
     }

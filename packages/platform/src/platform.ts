@@ -15,7 +15,7 @@ import { holdersMigrations, publishAgreement } from './holders.js';
 import { intakeMigrations } from './intake.js';
 import { Clearer, type ClearingDeps, type ClearingResult, clearingMigrations } from './clearing.js';
 import { issuanceMigrations } from './issuance.js';
-import { KeyStore, keysMigrations } from './keys.js';
+import { KeyStore, keysMigrations, type UnsealedKeys } from './keys.js';
 import { ledgerMigrations } from './ledger.js';
 import { LedgerSealer, type LedgerSealerOptions, ledgerSealMigrations } from './ledger-seal.js';
 import { latestDenyList, latestPolicy, listsMigrations, publishDenyList, publishPolicy } from './lists.js';
@@ -93,6 +93,8 @@ export interface PlatformOptions {
   readonly holderTopUp?: boolean;
   /** Routes of an outer layer, added before the server is ready (ServerOptions.extend). */
   readonly extend?: ServerOptions['extend'];
+  /** Decrypted keys shared with other platforms of this process (KeyStoreOptions.unsealed; the simulator's). */
+  readonly unsealedKeys?: UnsealedKeys;
 }
 
 export interface Platform {
@@ -112,7 +114,13 @@ export async function openPlatform(o: PlatformOptions): Promise<Platform> {
   const db = await openDatabase(o.dbUrl, o.dataDir);
   try {
     await db.migrate(ALL_MIGRATIONS);
-    const keys = await KeyStore.open(db, { passphrase: o.passphrase, crypto: o.crypto, clock: o.clock, migrate: false });
+    const keys = await KeyStore.open(db, {
+      passphrase: o.passphrase,
+      crypto: o.crypto,
+      clock: o.clock,
+      migrate: false,
+      ...(o.unsealedKeys !== undefined ? { unsealed: o.unsealedKeys } : {}),
+    });
     const auth = new PlatformAuth({
       db,
       crypto: o.crypto,

@@ -37,6 +37,7 @@ import {
   RETIRE_MARGIN_S,
   SIGNED_LIFETIME_MAX_S,
   TRUST_LIST_LIFETIME_S,
+  UnsealedKeys,
   unsealPrivateKey,
 } from '../src/keys.js';
 import { TERMINAL_CERT_VALIDITY_S } from '../src/registry.js';
@@ -252,6 +253,25 @@ for (const h of databases) {
       expect(e.message).toContain('terminal_ca');
       await db.run('UPDATE platform_keys SET sealed_private_key = ? WHERE key_id = 3', [ca?.sealed_private_key ?? null]);
       await KeyStore.open(db, options(clock));
+    });
+
+    it('shares decrypted keys between stores only for the same key and passphrase (UnsealedKeys)', async () => {
+      const clock = new FakeClock(T0 + DAY_S);
+      const shared = new UnsealedKeys();
+      const a = await KeyStore.open(await open(), options(clock, { unsealed: shared }));
+      const issuerOf = async (s: KeyStore) => (await s.active('issuer')).signer;
+      const b = await KeyStore.open(await open(), options(clock, { unsealed: shared }));
+      expect(await issuerOf(b)).toBe(await issuerOf(a));
+      // Without it, each store decrypts its own.
+      const c = await KeyStore.open(await open(), options(clock));
+      expect(await issuerOf(c)).not.toBe(await issuerOf(a));
+      // A store with another passphrase must prove it by decrypting: the shared signers do not open it.
+      await expectKeyStoreError(
+        KeyStore.open(await open(), options(clock, { passphrase: 'not the passphrase at all', unsealed: shared })),
+        'wrong_passphrase',
+      );
+      const d = await KeyStore.open(await open(), options(clock, { unsealed: shared }));
+      expect(await issuerOf(d)).toBe(await issuerOf(a));
     });
 
     it('publishes strictly increasing versions, across restarts', async () => {

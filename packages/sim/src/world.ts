@@ -7,7 +7,7 @@
 import { copyFileSync, existsSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { openPlatform, type Platform, seedCampus, seedCredential, seedHolder } from '@duet/platform';
+import { openPlatform, type Platform, seedCampus, seedCredential, seedHolder, UnsealedKeys } from '@duet/platform';
 import type { CryptoProvider, Scene } from '@duet/protocol';
 import { field, isNum, isStr, PlatformCallError, PlatformClient } from '@duet/protocol/client';
 import { ONLINE_BUDGET_MS_DEFAULT, Terminal, UPLOAD_TIMEOUT_MS_DEFAULT } from '@duet/terminal';
@@ -148,6 +148,11 @@ const templates = new Map<string, Promise<{ readonly file: string; readonly hold
 /** Memory-backed when there is one: the platform's SQLite fsyncs every commit, which tmpfs makes free. */
 const SCRATCH_DIR = existsSync('/dev/shm') ? '/dev/shm' : tmpdir();
 const CAMPUS_SEED = 1;
+/**
+ * Every run of a size opens a platform on a copy of the same campus, so its keys are the same:
+ * decrypted once per process (scrypt, most of a small run's set-up) and shared, not once per run.
+ */
+const UNSEALED = new UnsealedKeys();
 const PASSPHRASE = 'duet-sim-passphrase';
 
 function campusTemplate(o: WorldOptions): Promise<{ readonly file: string; readonly holders: SimHolder[] }> {
@@ -175,6 +180,7 @@ async function makeTemplate(o: WorldOptions): Promise<{ readonly file: string; r
     clearing: false,
     ledgerSealer: false,
     firstAdmin: OPERATOR,
+    unsealedKeys: UNSEALED,
   });
   try {
     return { file, holders: await makeHolders(platform, o) };
@@ -200,6 +206,7 @@ export async function openWorld(o: WorldOptions): Promise<World> {
     clearing: false,
     ledgerSealer: false,
     firstAdmin: OPERATOR,
+    unsealedKeys: UNSEALED,
   });
   o.network.attach({ inject: (req) => platform.app.inject(req) });
   const operator = new PlatformClient(PLATFORM_URL, o.crypto, nowS, o.network.fetchFor(0));
