@@ -35,6 +35,21 @@ declare module 'fastify' {
   }
 }
 
+/**
+ * The process's own metrics (CPU, memory, GC, event-loop delay), collected once per process and
+ * shown by every server in it. Per server they would leak: prom-client's GC observer and event-loop
+ * monitor are never stopped, and they kept each closed server's registry (and so its database and
+ * routes) alive, a few MB per server opened (the simulator opens one per seed).
+ */
+let processRegistry: Registry | undefined;
+function processMetrics(): Registry {
+  if (processRegistry === undefined) {
+    processRegistry = new Registry();
+    collectDefaultMetrics({ register: processRegistry, prefix: 'duet_' });
+  }
+  return processRegistry;
+}
+
 export async function buildServer(ctx: PlatformContext, routes: readonly Route[], o: ServerOptions = {}): Promise<FastifyInstance> {
   const app = Fastify({
     logger:
@@ -68,7 +83,6 @@ export async function buildServer(ctx: PlatformContext, routes: readonly Route[]
   );
 
   const registry = new Registry();
-  collectDefaultMetrics({ register: registry, prefix: 'duet_' });
   const requests = new Counter({
     name: 'duet_http_requests_total',
     help: 'HTTP requests by route and status',
@@ -190,7 +204,8 @@ export async function buildServer(ctx: PlatformContext, routes: readonly Route[]
   app.get('/metrics', { schema: { hide: true } }, async (req, reply) => {
     const token = bearerToken(req);
     if (o.metricsToken === undefined || token !== o.metricsToken) await requireStaff(ctx, req);
-    return reply.header('content-type', registry.contentType).send(await registry.metrics());
+    const all = Registry.merge([processMetrics(), registry]);
+    return reply.header('content-type', all.contentType).send(await all.metrics());
   });
 
   for (const route of routes) register(app, ctx, route);

@@ -138,6 +138,10 @@ for (const d of databases) {
         'duet_intake_alarms',
         'duet_ledger_unsealed_entries',
         'duet_http_requests_total',
+        // The process's own, collected once per process and shown by every server in it.
+        'duet_process_cpu_seconds_total',
+        'duet_nodejs_gc_duration_seconds',
+        'duet_nodejs_eventloop_lag_seconds',
       ])
         expect(metrics).toContain(`# TYPE ${name} `);
     });
