@@ -78,16 +78,14 @@ export class EventQueue implements Clock, Scheduler {
    * while the event holds the queue) or on something that never answers would hang the run
    * silently. After `stallMs` of real time the run fails instead, naming the virtual moment.
    */
-  private async guard(work: Promise<void>, atMs: number): Promise<void> {
-    let timer: ReturnType<typeof setTimeout> | undefined;
-    const stalled = new Promise<never>((_, reject) => {
-      timer = setTimeout(() => reject(new SimStalledError(atMs, this.stallMs)), this.stallMs);
-    });
-    try {
-      await Promise.race([work, stalled]);
-    } finally {
-      clearTimeout(timer);
-    }
+  private guard(work: Promise<void>, atMs: number): Promise<void> {
+    // No progress counter inside one event: any `stallMs` of real time is a stall.
+    return watchProgress(
+      work,
+      () => 0,
+      () => atMs,
+      this.stallMs,
+    );
   }
 
   private less(x: Event, y: Event): boolean {
